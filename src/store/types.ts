@@ -1,0 +1,78 @@
+import type { StorageMode, Tier } from '../config.ts';
+import type {
+  AssistantMessage,
+  AssistantMessageInput,
+  Conversation,
+  ConversationSummary,
+  Page,
+  UserMessage,
+} from '../domain/conversations.ts';
+import type { ConsumeResult, UsageStatus } from '../domain/usage.ts';
+
+/**
+ * The Store: one interface per repository, implemented once per backend
+ * (store/json/*, store/postgres/*). Every method takes the acting user's id
+ * and never returns another user's data: a record owned by someone else is
+ * NOT_FOUND, exactly like a record that does not exist.
+ *
+ * Errors are PgFerryError with a stable code (src/errors.ts):
+ * INVALID_INPUT for a bad id/argument (checked before any path or query is
+ * built), NOT_FOUND, CONFLICT (create with an id that exists), UNPROCESSABLE
+ * (unknown tier), UNAVAILABLE (database down), CORRUPT_DATA (unreadable file).
+ */
+
+export interface GetConversationOptions {
+  /** Messages per call, oldest first; default and maximum 1000. */
+  messagesLimit?: number;
+  messagesCursor?: string;
+}
+
+export interface ListOptions {
+  /** Default 50, maximum 100. */
+  limit?: number;
+  cursor?: string;
+}
+
+export interface ConversationRepository {
+  create(userId: string, input?: { id?: string; title?: string }): Promise<Conversation>;
+  get(userId: string, id: string, options?: GetConversationOptions): Promise<Conversation>;
+  /** Newest-updated first; keyset pagination on (updatedAt, id). */
+  list(userId: string, options?: ListOptions): Promise<Page<ConversationSummary>>;
+  addUserMessage(userId: string, id: string, content: string): Promise<UserMessage>;
+  addAssistantMessage(userId: string, id: string, input: AssistantMessageInput): Promise<AssistantMessage>;
+  updateTitle(userId: string, id: string, title: string): Promise<ConversationSummary>;
+  /** Removes the conversation and its messages. */
+  delete(userId: string, id: string): Promise<void>;
+  /** Case-insensitive substring match on title and user message content; newest-updated first. */
+  search(userId: string, text: string, options?: { limit?: number }): Promise<ConversationSummary[]>;
+}
+
+export interface UsageRepository {
+  get(userId: string): Promise<UsageStatus>;
+  /** Check and count `n` queries in one atomic step; nothing is counted when not allowed. */
+  consume(userId: string, n?: number): Promise<ConsumeResult>;
+  setTier(userId: string, tier: Tier): Promise<UsageStatus>;
+}
+
+export type BackendName = 'json' | 'postgres';
+
+export interface StoreHealth {
+  ok: boolean;
+  backend: BackendName;
+  mode: StorageMode;
+  /** Why not ok, without secrets. */
+  error?: string;
+}
+
+export interface Store {
+  readonly backend: BackendName;
+  readonly mode: StorageMode;
+  readonly conversations: ConversationRepository;
+  readonly usage: UsageRepository;
+  health(): Promise<StoreHealth>;
+  close(): Promise<void>;
+}
+
+/** Injectable clock: JSON backend periods and timestamps; tests move time. */
+export type Clock = () => Date;
+export const systemClock: Clock = () => new Date();
