@@ -45,7 +45,8 @@ function replaceNonFiniteTokens(text: string): string {
     else if (ch === 0x49 && text.startsWith('Infinity', i)) token = 'Infinity';
     else if (ch === 0x2d && text.startsWith('-Infinity', i)) token = '-Infinity';
     if (token) {
-      out += `${text.slice(last, i)}"${SENTINEL}${token}"`;
+      // The escaped form: a raw NUL is not allowed inside a JSON string.
+      out += `${text.slice(last, i)}"\\u0000pgferry:${token}"`;
       i += token.length - 1;
       last = i + 1;
     }

@@ -1,0 +1,35 @@
+import { Command, CommanderError } from 'commander';
+import { EXIT } from './context.ts';
+
+/**
+ * `pgferry` entry point. Each command lives in src/cli/commands/<name>.ts and
+ * exports `register(program)`; add new commands to COMMANDS below.
+ */
+const COMMANDS: Array<() => Promise<{ register: (program: Command) => void }>> = [
+  // e.g. () => import('./commands/db.ts'),
+];
+
+export function buildProgram(): Command {
+  const program = new Command('pgferry')
+    .description('Durable storage for Node.js apps: JSON files or PostgreSQL behind one API, and safe migration between them.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  program.configureOutput({ outputError: (text, write) => write(text) });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  for (const load of COMMANDS) (await load()).register(program);
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version exit 0; unknown options / missing arguments are usage errors.
+      process.exitCode = error.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+      return;
+    }
+    throw error;
+  }
+}
