@@ -6,7 +6,8 @@ import { EXIT } from './context.ts';
  * exports `register(program)`; add new commands to COMMANDS below.
  */
 const COMMANDS: Array<() => Promise<{ register: (program: Command) => void }>> = [
-  // e.g. () => import('./commands/db.ts'),
+  () => import('./commands/db.ts'),
+  () => import('./commands/doctor.ts'),
 ];
 
 export function buildProgram(): Command {

@@ -64,6 +64,11 @@ export class Migrator {
     this.table = options.trackingTable ?? TRACKING_TABLE;
   }
 
+  /** Name of the tracking table (verify builds its scratch schema with the same one). */
+  get trackingTable(): string {
+    return this.table;
+  }
+
   get latest(): number {
     return this.migrations.at(-1)?.version ?? 0;
   }
