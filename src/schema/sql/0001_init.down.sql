@@ -1,5 +1,5 @@
--- Reverses 0001_init.up.sql. Destroys every pgferry table and its data:
--- `pgferry db down` asks for --yes before running this on a database with rows.
+-- Reverses 0001_init.up.sql. Destroys every pgferry table and its data,
+-- which is why `pgferry db down` refuses to run without --yes.
 drop view if exists file_move_progress;
 drop table if exists file_moves;
 drop table if exists import_log;
