@@ -101,8 +101,11 @@ export class Database {
         TimeZone: 'UTC',
       },
       onnotice: (notice) => this.logger.debug({ notice: notice.message }, 'postgres notice'),
-      // bigint columns (counts, sizes) come back as JS numbers; our values stay < 2^53.
-      types: { bigint: postgres.BigInt },
+      // bigint (int8) columns — counts, sizes, identities — come back as JS
+      // numbers: our values stay below 2^53, and a BigInt would break JSON.stringify.
+      types: {
+        bigint: { to: 20, from: [20], serialize: (value: number | bigint) => String(value), parse: (value: string) => Number(value) },
+      },
       transform: { undefined: null },
     }) as unknown as Sql;
   }

@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { parsePythonJson, stringifyPythonJson } from '../../domain/json-values.ts';
+import { PgFerryError } from '../../errors.ts';
+import { errorCode, ioError, type LockOptions, withKeyedMutex, withLockFile } from './locks.ts';
+
+/**
+ * Safe-write primitives of the JSON backend (DESIGN section 4).
+ *
+ * A file is only ever replaced whole: unique temp file in the same directory
+ * → write → fsync file → rename over the target → fsync the directory. A
+ * reader therefore sees the old or the new content, never a torn file, and
+ * needs no lock. A crash leaves at most a `.…tmp` file, which readers ignore
+ * (only `*.json` names not starting with a dot are data).
+ *
+ * Files are read and written as Python's json module does (bare NaN and
+ * Infinity, optional BOM), since the seed apps wrote them.
+ */
+
+export { type LockOptions, withKeyedMutex, withLockFile } from './locks.ts';
+
+/** Indentation of written files, as the seed app's `json.dump(..., indent=2)`. */
+const INDENT = 2;
+
+/** Is this directory entry a data file (not a temp, lock or hidden file)? */
+export function isDataFileName(name: string): boolean {
+  return name.endsWith('.json') && !name.startsWith('.');
+}
+
+/** Parsed content of a JSON file, or undefined when it does not exist; a file that does not parse is CORRUPT_DATA. */
+export async function readJsonFile(filePath: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(filePath, 'utf8');
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return undefined;
+    throw ioError('read', filePath, error);
+  }
+  return parseJsonText(text, filePath);
+}
+
+export function parseJsonText(text: string, filePath: string): unknown {
+  try {
+    return parsePythonJson(text);
+  } catch (error) {
+    throw corruptFile(filePath, error instanceof Error ? error.message : String(error));
+  }
+}
+
+export function corruptFile(filePath: string, reason: string): PgFerryError {
+  return new PgFerryError('CORRUPT_DATA', `corrupt data file ${filePath}: ${reason}; it is left untouched — repair or move it aside`, {
+    path: filePath,
+  });
+}
+
+/** Replace `filePath` atomically and durably with `value` (caller holds the locks; see `update`). */
+export async function writeJsonFileAtomic(filePath: string, value: unknown): Promise<void> {
+  const dir = path.dirname(filePath);
+  await ensureDir(dir);
+  const temp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    await writeAndSync(temp, stringifyPythonJson(value, INDENT));
+    await rename(temp, filePath);
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    throw ioError('write', filePath, error);
+  }
+  await syncDir(dir);
+}
+
+async function writeAndSync(filePath: string, text: string): Promise<void> {
+  const handle = await open(filePath, 'wx', 0o644);
+  try {
+    await handle.writeFile(text, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Remove a file durably; absent is fine. */
+export async function removeFile(filePath: string): Promise<void> {
+  try {
+    await unlink(filePath);
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return;
+    throw ioError('delete', filePath, error);
+  }
+  await syncDir(path.dirname(filePath));
+}
+
+/** fsync a directory so a rename or unlink in it survives a power loss. */
+export async function syncDir(dir: string): Promise<void> {
+  try {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw ioError('sync directory', dir, error);
+  }
+}
+
+/** mkdir -p, then fsync the parents of every directory it created so the new entries are durable too. */
+export async function ensureDir(dir: string): Promise<void> {
+  let first: string | undefined;
+  try {
+    first = await mkdir(dir, { recursive: true });
+  } catch (error) {
+    throw ioError('create directory', dir, error);
+  }
+  if (first === undefined) return;
+  // New entries live in dirname(first) … dirname(dir); `dir` itself is synced by the write that follows.
+  const top = path.dirname(path.resolve(first));
+  for (let current = path.dirname(path.resolve(dir)); ; current = path.dirname(current)) {
+    await syncDir(current);
+    if (current === top || current === path.dirname(current)) break;
+  }
+}
+
+/** Sentinel for `update`: delete the file. */
+export const REMOVE: unique symbol = Symbol('remove');
+
+export interface UpdateOutcome<R> {
+  /** New content; `undefined` leaves the file as it is, `REMOVE` deletes it. */
+  next?: unknown;
+  result: R;
+}
+
+/**
+ * Read-modify-write one file under both locks. `fn` gets the parsed content
+ * (undefined when absent). A corrupt file fails with CORRUPT_DATA before `fn`
+ * runs, so it is never overwritten.
+ */
+export async function update<R>(
+  filePath: string,
+  fn: (current: unknown) => UpdateOutcome<R> | Promise<UpdateOutcome<R>>,
+  options: LockOptions = {},
+): Promise<R> {
+  return withKeyedMutex(filePath, async () => {
+    await ensureDir(path.dirname(filePath)); // the lock file lives next to the data file
+    return withLockFile(
+      filePath,
+      async () => {
+        const outcome = await fn(await readJsonFile(filePath));
+        if (outcome.next === REMOVE) await removeFile(filePath);
+        else if (outcome.next !== undefined) await writeJsonFileAtomic(filePath, outcome.next);
+        return outcome.result;
+      },
+      options,
+    );
+  });
+}

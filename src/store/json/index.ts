@@ -1,0 +1,64 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { TierLimits } from '../../config.ts';
+import { type Logger, silentLogger } from '../../log.ts';
+import { type Clock, type Store, type StoreHealth, systemClock } from '../types.ts';
+import { createContext } from './context.ts';
+import { createJsonConversations } from './conversations.ts';
+import { ensureDir, removeFile, writeJsonFileAtomic } from './files.ts';
+import type { LockOptions } from './locks.ts';
+import { createJsonUsage } from './usage.ts';
+
+export interface JsonStoreOptions {
+  /** Root of the seed app's data/ tree (DATA_DIR). */
+  dataDir: string;
+  tierLimits: TierLimits;
+  /** Source of timestamps and quota periods; tests move it. */
+  clock?: Clock;
+  logger?: Logger;
+  /** Cross-process lock timings (defaults: wait 15 s, stale after 5 s untouched). */
+  lock?: LockOptions;
+}
+
+/**
+ * The Store on JSON files in the seed apps' own layout (DESIGN section 4).
+ * Single-host by design: the lock files coordinate processes on one machine,
+ * not across machines sharing a network filesystem.
+ *
+ * @example
+ * const store = createJsonStore({ dataDir: './data', tierLimits: DEFAULT_TIER_LIMITS });
+ * const conversation = await store.conversations.create('user-1', { title: 'Hello' });
+ * await store.conversations.addUserMessage('user-1', conversation.id, 'Hi!');
+ * const { allowed } = await store.usage.consume('user-1');
+ * await store.close();
+ */
+export function createJsonStore(options: JsonStoreOptions): Store {
+  const ctx = createContext({
+    dataDir: options.dataDir,
+    tierLimits: options.tierLimits,
+    clock: options.clock ?? systemClock,
+    logger: options.logger ?? silentLogger,
+    lock: options.lock ?? {},
+  });
+  return {
+    backend: 'json',
+    mode: 'json',
+    conversations: createJsonConversations(ctx),
+    usage: createJsonUsage(ctx),
+    health: () => checkWritable(ctx.dataDir),
+    close: () => ctx.drain(),
+  };
+}
+
+/** Healthy when DATA_DIR exists (or can be created) and a file can be written there and removed. */
+async function checkWritable(dataDir: string): Promise<StoreHealth> {
+  const probe = path.join(dataDir, `.pgferry-health-${process.pid}-${randomBytes(4).toString('hex')}.json`);
+  try {
+    await ensureDir(dataDir);
+    await writeJsonFileAtomic(probe, { ok: true });
+    await removeFile(probe);
+    return { ok: true, backend: 'json', mode: 'json' };
+  } catch (error) {
+    return { ok: false, backend: 'json', mode: 'json', error: error instanceof Error ? error.message : String(error) };
+  }
+}

@@ -1,0 +1,61 @@
+import type { TierLimits } from '../../config.ts';
+import type { Database } from '../../db/database.ts';
+import { type Logger, redactSecrets, silentLogger } from '../../log.ts';
+import type { Clock, Store, StoreHealth } from '../types.ts';
+import { PostgresConversations } from './conversations.ts';
+import { PostgresUsage } from './usage.ts';
+
+export { listQuery, PostgresConversations } from './conversations.ts';
+export { consumeQuery, PostgresUsage } from './usage.ts';
+
+export interface PostgresStoreOptions {
+  /** A connected pgferry Database on a migrated schema. */
+  db: Database;
+  tierLimits: TierLimits;
+  /**
+   * Tests only: the instant used instead of the database clock for usage
+   * periods and for conversation/message timestamps. Omit it in production,
+   * where PostgreSQL's clock is the single source of time.
+   */
+  clock?: Clock;
+  logger?: Logger;
+  /** close() also closes `db` (default false: the caller owns it). */
+  ownsDb?: boolean;
+}
+
+/**
+ * The Store on PostgreSQL (DESIGN section 4): one statement per operation,
+ * every value a parameter, all SQL through `db.run` (retries, slow-query
+ * log, UNAVAILABLE mapping).
+ *
+ * @example
+ * const db = await connectDatabase({ url: process.env.DATABASE_URL! });
+ * const store = createPostgresStore({ db, tierLimits: DEFAULT_TIER_LIMITS, ownsDb: true });
+ * const c = await store.conversations.create('user-1', { title: 'Hello' });
+ * await store.conversations.addUserMessage('user-1', c.id, 'Hi!');
+ * const { allowed } = await store.usage.consume('user-1');
+ * await store.close();
+ */
+export function createPostgresStore(options: PostgresStoreOptions): Store {
+  const { db, tierLimits, clock } = options;
+  const logger = options.logger ?? silentLogger;
+  const conversations = new PostgresConversations({ db, clock });
+  const usage = new PostgresUsage({ db, tierLimits, clock, logger });
+  return {
+    backend: 'postgres',
+    mode: 'postgres',
+    conversations,
+    usage,
+    async health(): Promise<StoreHealth> {
+      try {
+        await db.ping();
+        return { ok: true, backend: 'postgres', mode: 'postgres' };
+      } catch (error) {
+        return { ok: false, backend: 'postgres', mode: 'postgres', error: redactSecrets(String((error as Error).message ?? error)) };
+      }
+    },
+    async close(): Promise<void> {
+      if (options.ownsDb) await db.close();
+    },
+  };
+}

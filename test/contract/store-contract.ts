@@ -1,0 +1,370 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DEFAULT_TIER_LIMITS, type TierLimits } from '../../src/config.ts';
+import type { ConversationSummary } from '../../src/domain/conversations.ts';
+import { isPgFerryError } from '../../src/errors.ts';
+import type { Store } from '../../src/store/types.ts';
+import { TestClock } from './clock.ts';
+
+/**
+ * The one Store contract (STYLE.md: unstorage's testDriver). Every backend
+ * and mode runs exactly these tests through `runStoreContract`.
+ */
+
+export interface ContractHarness {
+  store: Store;
+  cleanup: () => Promise<void>;
+}
+
+export type HarnessFactory = (options: { clock: TestClock; tierLimits: TierLimits }) => Promise<ContractHarness>;
+
+export const CONTRACT_LIMITS: TierLimits = { ...DEFAULT_TIER_LIMITS, free: { daily: 10, monthly: 100 } };
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+  try {
+    await promise;
+  } catch (error) {
+    if (isPgFerryError(error)) {
+      expect(error.code).toBe(code);
+      return;
+    }
+    throw error;
+  }
+  throw new Error(`expected ${code}, but the call succeeded`);
+}
+
+let userCounter = 0;
+const newUser = (label = 'u') => `${label}-${process.pid}-${++userCounter}-${Math.random().toString(36).slice(2, 8)}`;
+
+const sampleAssistant = {
+  stage1: [
+    { model: 'openai/gpt-4o', response: 'Answer A' },
+    { model: 'google/gemini', response: 'Answer B' },
+  ],
+  stage2: [{ model: 'openai/gpt-4o', ranking: 'FINAL RANKING: 1. Response B', parsed_ranking: ['Response B', 'Response A'] }],
+  stage3: { model: 'google/gemini', response: 'Final answer' },
+  metadata: {
+    label_to_model: { 'Response A': 'openai/gpt-4o', 'Response B': 'google/gemini' },
+    aggregate_rankings: [{ model: 'google/gemini', average_rank: 1.5, rankings_count: 2 }],
+  },
+};
+
+export function runStoreContract(name: string, factory: HarnessFactory): void {
+  describe(`Store contract: ${name}`, () => {
+    const clock = new TestClock();
+    let harness: ContractHarness;
+    let store: Store;
+
+    beforeAll(async () => {
+      harness = await factory({ clock, tierLimits: CONTRACT_LIMITS });
+      store = harness.store;
+    });
+    afterAll(async () => {
+      await harness?.store.close();
+      await harness?.cleanup();
+    });
+    beforeEach(() => clock.reset());
+
+    describe('conversations', () => {
+      it('creates, gets and lists a conversation with defaults', async () => {
+        const user = newUser();
+        const created = await store.conversations.create(user);
+        expect(created.id).toMatch(/^[0-9a-f-]{36}$/);
+        expect(created.title).toBe('New Conversation');
+        expect(created.messages).toEqual([]);
+        expect(created.messageCount).toBe(0);
+        expect(new Date(created.createdAt).toString()).not.toBe('Invalid Date');
+        const got = await store.conversations.get(user, created.id);
+        expect(got).toMatchObject({ id: created.id, userId: user, title: 'New Conversation', messageCount: 0, messages: [] });
+        const page = await store.conversations.list(user);
+        expect(page.items.map((c) => c.id)).toEqual([created.id]);
+        expect(page.nextCursor).toBeNull();
+      });
+
+      it('accepts a caller-chosen id and title; a second create with that id is CONFLICT', async () => {
+        const user = newUser();
+        const id = `conv-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+        const created = await store.conversations.create(user, { id, title: 'Mine' });
+        expect(created).toMatchObject({ id, title: 'Mine' });
+        await expectCode(store.conversations.create(user, { id }), 'CONFLICT');
+      });
+
+      it('appends user and assistant messages in order with positions and counts', async () => {
+        const user = newUser();
+        const { id } = await store.conversations.create(user);
+        const m0 = await store.conversations.addUserMessage(user, id, 'Hello');
+        const m1 = await store.conversations.addAssistantMessage(user, id, sampleAssistant);
+        const m2 = await store.conversations.addAssistantMessage(user, id, {
+          stage1: sampleAssistant.stage1,
+          stage2: [],
+          stage3: sampleAssistant.stage3,
+        });
+        expect([m0.position, m1.position, m2.position]).toEqual([0, 1, 2]);
+        const got = await store.conversations.get(user, id);
+        expect(got.messageCount).toBe(3);
+        expect(got.messages).toHaveLength(3);
+        expect(got.messages[0]).toMatchObject({ role: 'user', content: 'Hello', position: 0 });
+        expect(got.messages[1]).toMatchObject({ role: 'assistant', position: 1, ...sampleAssistant });
+        expect(got.messages[2]?.role).toBe('assistant');
+        expect('metadata' in (got.messages[2] as object) && (got.messages[2] as { metadata?: unknown }).metadata !== undefined).toBe(false);
+        const [summary] = (await store.conversations.list(user)).items;
+        expect(summary?.messageCount).toBe(3);
+        expect(Date.parse(summary!.updatedAt)).toBeGreaterThanOrEqual(Date.parse(summary!.createdAt));
+      });
+
+      it('pages messages oldest first with a cursor', async () => {
+        const user = newUser();
+        const { id } = await store.conversations.create(user);
+        for (let i = 0; i < 25; i++) await store.conversations.addUserMessage(user, id, `m${i}`);
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await store.conversations.get(user, id, { messagesLimit: 10, messagesCursor: cursor });
+          expect(page.messages.length).toBeLessThanOrEqual(10);
+          seen.push(...page.messages.map((m) => (m.role === 'user' ? m.content : '')));
+          cursor = page.nextMessagesCursor ?? undefined;
+        } while (cursor);
+        expect(seen).toEqual(Array.from({ length: 25 }, (_, i) => `m${i}`));
+      });
+
+      it('renames and deletes; messages go with the conversation', async () => {
+        const user = newUser();
+        const { id } = await store.conversations.create(user);
+        await store.conversations.addUserMessage(user, id, 'x');
+        const renamed = await store.conversations.updateTitle(user, id, 'Renamed ✓');
+        expect(renamed.title).toBe('Renamed ✓');
+        expect((await store.conversations.get(user, id)).title).toBe('Renamed ✓');
+        await store.conversations.delete(user, id);
+        await expectCode(store.conversations.get(user, id), 'NOT_FOUND');
+        await expectCode(store.conversations.delete(user, id), 'NOT_FOUND');
+        expect((await store.conversations.list(user)).items).toEqual([]);
+      });
+
+      it('lists newest-updated first and pages without skipping or repeating while rows are inserted', async () => {
+        const user = newUser();
+        const original: string[] = [];
+        for (let i = 0; i < 23; i++) original.push((await store.conversations.create(user, { title: `c${i}` })).id);
+        const seen: ConversationSummary[] = [];
+        let cursor: string | undefined;
+        let pages = 0;
+        do {
+          const page = await store.conversations.list(user, { limit: 5, cursor });
+          seen.push(...page.items);
+          cursor = page.nextCursor ?? undefined;
+          pages++;
+          // New rows arriving mid-pagination are newer: they must not disturb later pages.
+          await store.conversations.create(user, { title: `late${pages}` });
+        } while (cursor);
+        const seenOriginal = seen.filter((c) => original.includes(c.id)).map((c) => c.id);
+        expect(new Set(seen.map((c) => c.id)).size).toBe(seen.length);
+        expect(seenOriginal.sort()).toEqual([...original].sort());
+        for (let i = 1; i < seen.length; i++) {
+          const a = seen[i - 1]!;
+          const b = seen[i]!;
+          expect(a.updatedAt > b.updatedAt || (a.updatedAt === b.updatedAt && a.id > b.id)).toBe(true);
+        }
+      });
+
+      it('moves a conversation to the top of the list when a message is added', async () => {
+        const user = newUser();
+        const first = await store.conversations.create(user, { title: 'first' });
+        await store.conversations.create(user, { title: 'second' });
+        await new Promise((r) => setTimeout(r, 5));
+        await store.conversations.addUserMessage(user, first.id, 'bump');
+        const { items } = await store.conversations.list(user);
+        expect(items[0]?.id).toBe(first.id);
+      });
+
+      it('caps list limits and rejects bad limits and cursors', async () => {
+        const user = newUser();
+        const page = await store.conversations.list(user, { limit: 1000 });
+        expect(page.items.length).toBeLessThanOrEqual(100);
+        await expectCode(store.conversations.list(user, { limit: 0 }), 'INVALID_INPUT');
+        await expectCode(store.conversations.list(user, { cursor: 'not-a-cursor' }), 'INVALID_INPUT');
+      });
+
+      it('stores unicode, emoji, a 1 MB message and injection strings literally', async () => {
+        const user = newUser();
+        const title = "Ünïcødé 🚀 ✓ 中文 '; drop table conversations; --";
+        const { id } = await store.conversations.create(user, { title });
+        const big = `${'x'.repeat(1024 * 1024 - 10)}🙂 end`;
+        await store.conversations.addUserMessage(user, id, big);
+        await store.conversations.addUserMessage(user, id, "Robert'); DROP TABLE messages;-- %_\\ \u00a0");
+        const got = await store.conversations.get(user, id);
+        expect(got.title).toBe(title);
+        expect((got.messages[0] as { content: string }).content).toBe(big);
+        expect((got.messages[1] as { content: string }).content).toBe("Robert'); DROP TABLE messages;-- %_\\ \u00a0");
+      });
+
+      it('keeps Infinity and NaN inside stage data losslessly', async () => {
+        const user = newUser();
+        const { id } = await store.conversations.create(user);
+        const metadata = {
+          label_to_model: { 'Response A': 'm' },
+          aggregate_rankings: [
+            { model: 'm', average_rank: Number.POSITIVE_INFINITY, rankings_count: 0 },
+            { model: 'n', average_rank: Number.NaN, rankings_count: 0 },
+          ],
+        };
+        await store.conversations.addAssistantMessage(user, id, {
+          ...sampleAssistant,
+          stage2: [{ model: 'm', ranking: '', parsed_ranking: [], score: Number.NEGATIVE_INFINITY }],
+          metadata,
+        });
+        const [message] = (await store.conversations.get(user, id)).messages;
+        const got = message as { metadata: typeof metadata; stage2: Array<{ score: number }> };
+        expect(got.metadata.aggregate_rankings[0]?.average_rank).toBe(Number.POSITIVE_INFINITY);
+        expect(Number.isNaN(got.metadata.aggregate_rankings[1]?.average_rank)).toBe(true);
+        expect(got.stage2[0]?.score).toBe(Number.NEGATIVE_INFINITY);
+      });
+
+      it('searches title and user messages, case-insensitively, treating % and _ literally', async () => {
+        const user = newUser();
+        const a = await store.conversations.create(user, { title: 'Quarterly Budget' });
+        const b = await store.conversations.create(user, { title: 'Other' });
+        await store.conversations.addUserMessage(user, b.id, 'what about the BUDGET for 100% growth_rate?');
+        await store.conversations.create(user, { title: 'unrelated' });
+        const ids = (await store.conversations.search(user, 'budget')).map((c) => c.id).sort();
+        expect(ids).toEqual([a.id, b.id].sort());
+        expect((await store.conversations.search(user, '100%')).map((c) => c.id)).toEqual([b.id]);
+        expect(await store.conversations.search(user, '0%g')).toEqual([]);
+        expect(await store.conversations.search(user, 'h%r')).toEqual([]);
+        expect(await store.conversations.search(user, 'nothing-matches-this')).toEqual([]);
+      });
+
+      it('rejects bad input before touching storage', async () => {
+        const user = newUser();
+        const { id } = await store.conversations.create(user);
+        for (const badUser of ['', '../etc', 'a/b', '..', 'x'.repeat(200), 'nul\u0000', ' space']) {
+          await expectCode(store.conversations.create(badUser), 'INVALID_INPUT');
+          await expectCode(store.conversations.list(badUser), 'INVALID_INPUT');
+          await expectCode(store.usage.consume(badUser), 'INVALID_INPUT');
+        }
+        for (const badId of ['', '../x', 'a/b', '..', 'a.json', 'x'.repeat(200), "1' or '1'='1"]) {
+          await expectCode(store.conversations.get(user, badId), 'INVALID_INPUT');
+          await expectCode(store.conversations.create(user, { id: badId }), 'INVALID_INPUT');
+        }
+        await expectCode(store.conversations.updateTitle(user, id, 'x'.repeat(501)), 'INVALID_INPUT');
+        await expectCode(store.conversations.addUserMessage(user, id, ''), 'INVALID_INPUT');
+        await expectCode(store.conversations.addUserMessage(user, id, 42 as unknown as string), 'INVALID_INPUT');
+        await expectCode(store.conversations.addAssistantMessage(user, id, { stage1: 'nope', stage2: [], stage3: {} }), 'INVALID_INPUT');
+        expect((await store.conversations.get(user, id)).messageCount).toBe(0);
+      });
+
+      it("never shows or changes another user's conversation (NOT_FOUND)", async () => {
+        const alice = newUser('alice');
+        const bob = newUser('bob');
+        const { id } = await store.conversations.create(alice, { title: 'alice secret plans' });
+        await store.conversations.addUserMessage(alice, id, 'secret content');
+        await expectCode(store.conversations.get(bob, id), 'NOT_FOUND');
+        await expectCode(store.conversations.updateTitle(bob, id, 'hijacked'), 'NOT_FOUND');
+        await expectCode(store.conversations.addUserMessage(bob, id, 'hi'), 'NOT_FOUND');
+        await expectCode(store.conversations.addAssistantMessage(bob, id, sampleAssistant), 'NOT_FOUND');
+        await expectCode(store.conversations.delete(bob, id), 'NOT_FOUND');
+        expect((await store.conversations.list(bob)).items).toEqual([]);
+        expect(await store.conversations.search(bob, 'secret')).toEqual([]);
+        const got = await store.conversations.get(alice, id);
+        expect(got.title).toBe('alice secret plans');
+        expect(got.messageCount).toBe(1);
+      });
+    });
+
+    describe('usage', () => {
+      it('reports a fresh free tier for an unknown user', async () => {
+        const status = await store.usage.get(newUser());
+        expect(status.tier).toBe('free');
+        expect(status.daily).toMatchObject({ used: 0, limit: 10, remaining: 10 });
+        expect(status.monthly).toMatchObject({ used: 0, limit: 100, remaining: 100 });
+        expect(status.totalQueries).toBe(0);
+      });
+
+      it('counts queries and refuses past the daily limit without counting', async () => {
+        const user = newUser();
+        for (let i = 1; i <= 10; i++) {
+          const result = await store.usage.consume(user);
+          expect(result.allowed).toBe(true);
+          expect(result.daily.used).toBe(i);
+        }
+        const refused = await store.usage.consume(user);
+        expect(refused.allowed).toBe(false);
+        expect(refused.daily).toMatchObject({ used: 10, remaining: 0 });
+        const status = await store.usage.get(user);
+        expect(status.daily.used).toBe(10);
+        expect(status.monthly.used).toBe(10);
+        expect(status.totalQueries).toBe(10);
+        expect(Date.parse(status.daily.resetsAt)).toBeGreaterThan(Date.now());
+      });
+
+      it('allows exactly the limit under 200 concurrent consume calls', async () => {
+        const user = newUser();
+        const results = await Promise.all(Array.from({ length: 200 }, () => store.usage.consume(user)));
+        expect(results.filter((r) => r.allowed)).toHaveLength(10);
+        expect((await store.usage.get(user)).daily.used).toBe(10);
+      });
+
+      it('consumes n at once only when all n fit', async () => {
+        const user = newUser();
+        expect((await store.usage.consume(user, 7)).allowed).toBe(true);
+        expect((await store.usage.consume(user, 4)).allowed).toBe(false);
+        expect((await store.usage.consume(user, 3)).allowed).toBe(true);
+        await expectCode(store.usage.consume(user, 0), 'INVALID_INPUT');
+        await expectCode(store.usage.consume(user, 1.5), 'INVALID_INPUT');
+      });
+
+      it('changes tier: pro limits, enterprise unlimited, unknown tier refused', async () => {
+        const user = newUser();
+        const pro = await store.usage.setTier(user, 'pro');
+        expect(pro.daily.limit).toBe(100);
+        expect(pro.monthly.limit).toBe(3000);
+        const enterprise = await store.usage.setTier(user, 'enterprise');
+        expect(enterprise.daily).toMatchObject({ limit: null, remaining: null });
+        for (let i = 0; i < 30; i++) expect((await store.usage.consume(user)).allowed).toBe(true);
+        await expectCode(store.usage.setTier(user, 'platinum' as 'pro'), 'UNPROCESSABLE');
+      });
+
+      it('enforces the monthly limit across days', async () => {
+        const user = newUser();
+        for (let day = 1; day <= 11; day++) {
+          clock.set(`2031-01-${String(day).padStart(2, '0')}T12:00:00Z`);
+          const result = await store.usage.consume(user, 10);
+          expect(result.allowed).toBe(day <= 10);
+        }
+        const status = await store.usage.get(user);
+        expect(status.monthly.used).toBe(100);
+      });
+
+      it('resets the daily count at midnight UTC and the monthly count on the 1st', async () => {
+        const user = newUser();
+        clock.set('2030-03-31T23:59:58Z');
+        expect((await store.usage.consume(user, 10)).allowed).toBe(true);
+        expect((await store.usage.consume(user)).allowed).toBe(false);
+        const before = await store.usage.get(user);
+        expect(before.daily.resetsAt).toBe('2030-04-01T00:00:00.000Z');
+        expect(before.monthly.resetsAt).toBe('2030-04-01T00:00:00.000Z');
+        clock.set('2030-04-01T00:00:01Z');
+        const after = await store.usage.consume(user);
+        expect(after.allowed).toBe(true);
+        expect(after.daily.used).toBe(1);
+        expect(after.monthly.used).toBe(1);
+        expect(after.totalQueries).toBe(11);
+        clock.set('2030-04-02T00:00:01Z');
+        const nextDay = await store.usage.consume(user);
+        expect(nextDay.daily.used).toBe(1);
+        expect(nextDay.monthly.used).toBe(2);
+      });
+
+      it('keeps quotas per user', async () => {
+        const a = newUser();
+        const b = newUser();
+        await store.usage.consume(a, 10);
+        expect((await store.usage.consume(b)).allowed).toBe(true);
+        expect((await store.usage.get(b)).daily.used).toBe(1);
+      });
+    });
+
+    it('reports health', async () => {
+      const health = await store.health();
+      expect(health.ok).toBe(true);
+      expect(health.backend).toBe(store.backend);
+    });
+  });
+}
