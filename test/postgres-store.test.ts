@@ -3,10 +3,10 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_TIER_LIMITS, type TierLimits } from '../src/config.ts';
-import { isPgFerryError } from '../src/errors.ts';
 import { createPostgresStore, listQuery } from '../src/store/postgres/index.ts';
 import type { Clock, Store } from '../src/store/types.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { expectCode } from './helpers/expect.ts';
 
 /**
  * PostgreSQL-specific guarantees of the Store (issue 3 deliverables 3, 6, 7),
@@ -30,19 +30,6 @@ afterAll(async () => {
 
 let seq = 0;
 const uniqueUser = (label: string) => `${label}-${process.pid}-${++seq}`;
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isPgFerryError(error)) {
-      expect(error.code).toBe(code);
-      return;
-    }
-    throw error;
-  }
-  throw new Error(`expected ${code}, got success`);
-}
 
 /** A store on the same database with an injected clock and/or other limits. */
 function storeWith(options: { clock?: Clock; tierLimits?: TierLimits }): Store {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_TIER_LIMITS, type TierLimits } from '../../src/config.ts';
 import type { ConversationSummary } from '../../src/domain/conversations.ts';
-import { isPgFerryError } from '../../src/errors.ts';
 import type { Store } from '../../src/store/types.ts';
+import { expectCode } from '../helpers/expect.ts';
 import { TestClock } from './clock.ts';
 
 /**
@@ -18,19 +18,6 @@ export interface ContractHarness {
 export type HarnessFactory = (options: { clock: TestClock; tierLimits: TierLimits }) => Promise<ContractHarness>;
 
 export const CONTRACT_LIMITS: TierLimits = { ...DEFAULT_TIER_LIMITS, free: { daily: 10, monthly: 100 } };
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isPgFerryError(error)) {
-      expect(error.code).toBe(code);
-      return;
-    }
-    throw error;
-  }
-  throw new Error(`expected ${code}, but the call succeeded`);
-}
 
 let userCounter = 0;
 const newUser = (label = 'u') => `${label}-${process.pid}-${++userCounter}-${Math.random().toString(36).slice(2, 8)}`;

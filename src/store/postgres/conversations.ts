@@ -254,37 +254,32 @@ export class PostgresConversations implements ConversationRepository {
     validateUserId(userId);
     validateRecordId(id);
     validateContent(content);
-    const at = nowParam(this.clock);
-    const rows = await query(
-      this.db,
-      'conversations.addUserMessage',
-      (sql) =>
-        // The UPDATE takes the conversation's row lock; a concurrent append
-        // waits, then re-reads message_count, so each gets its own position.
-        sql<{ position: number; created_iso: string }[]>`
-        with c as (
-          update conversations
-             set message_count = message_count + 1, updated_at = coalesce(${at}::timestamptz, now())
-           where id = ${id} and user_id = ${userId}
-          returning id, message_count, updated_at
-        )
-        insert into messages (conversation_id, position, role, content, created_at)
-        select c.id, c.message_count - 1, 'user', ${content}, c.updated_at from c
-        returning position, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso`,
-    );
-    const row = rows[0];
-    if (!row) throw notFound(CONVERSATION, id);
-    return { role: 'user', position: row.position, content, createdAt: row.created_iso };
+    const appended = await this.append(userId, id, { role: 'user', content });
+    return { role: 'user', content, ...appended };
   }
 
   async addAssistantMessage(userId: string, id: string, input: AssistantMessageInput): Promise<AssistantMessage> {
     validateUserId(userId);
     validateRecordId(id);
     const message = validateAssistantInput(input);
+    const appended = await this.append(userId, id, { role: 'assistant', ...message });
+    return { role: 'assistant', ...message, ...appended };
+  }
+
+  /**
+   * One statement: the UPDATE takes the conversation's row lock (a concurrent
+   * append waits, then re-reads message_count), so each message gets its own
+   * gapless position; a wrong owner matches no row → NOT_FOUND.
+   */
+  private async append(
+    userId: string,
+    id: string,
+    message: { role: 'user' | 'assistant'; content?: string } & Partial<AssistantMessageInput>,
+  ): Promise<{ position: number; createdAt: string }> {
     const at = nowParam(this.clock);
     const rows = await query(
       this.db,
-      'conversations.addAssistantMessage',
+      `conversations.add${message.role === 'user' ? 'User' : 'Assistant'}Message`,
       (sql) =>
         sql<{ position: number; created_iso: string }[]>`
         with c as (
@@ -293,23 +288,16 @@ export class PostgresConversations implements ConversationRepository {
            where id = ${id} and user_id = ${userId}
           returning id, message_count, updated_at
         )
-        insert into messages (conversation_id, position, role, stage1, stage2, stage3, metadata, created_at)
-        select c.id, c.message_count - 1, 'assistant', ${jsonb(sql, message.stage1)}, ${jsonb(sql, message.stage2)}, ${jsonb(sql, message.stage3)}, ${jsonb(sql, message.metadata)}, c.updated_at
+        insert into messages (conversation_id, position, role, content, stage1, stage2, stage3, metadata, created_at)
+        select c.id, c.message_count - 1, ${message.role}, ${message.content ?? null},
+               ${jsonb(sql, message.stage1)}, ${jsonb(sql, message.stage2)}, ${jsonb(sql, message.stage3)}, ${jsonb(sql, message.metadata)},
+               c.updated_at
           from c
         returning position, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso`,
     );
     const row = rows[0];
     if (!row) throw notFound(CONVERSATION, id);
-    const out: AssistantMessage = {
-      role: 'assistant',
-      position: row.position,
-      stage1: message.stage1,
-      stage2: message.stage2,
-      stage3: message.stage3,
-      createdAt: row.created_iso,
-    };
-    if (message.metadata !== undefined) out.metadata = message.metadata;
-    return out;
+    return { position: row.position, createdAt: row.created_iso };
   }
 
   async updateTitle(userId: string, id: string, title: string): Promise<ConversationSummary> {
