@@ -86,6 +86,8 @@ describe('Python JSON values', () => {
     expect(Number.isNaN(decoded.x[1])).toBe(true);
     expect((decoded.x[2] as { y: number }).y).toBe(Number.NEGATIVE_INFINITY);
     expect(decoded.z).toBe('Infinity');
+    const lookalike = { a: { '$pgferry:float': 'NaN' }, b: { '$pgferry:object': { c: 1 } } };
+    expect(fromJsonb(JSON.parse(JSON.stringify(toJsonb(lookalike))))).toEqual(lookalike);
     const plain = { a: [1, 2] };
     expect(toJsonb(plain)).toBe(plain);
   });

@@ -8,6 +8,7 @@ import { EXIT } from './context.ts';
 const COMMANDS: Array<() => Promise<{ register: (program: Command) => void }>> = [
   () => import('./commands/db.ts'),
   () => import('./commands/doctor.ts'),
+  () => import('./commands/serve.ts'),
 ];
 
 export function buildProgram(): Command {

@@ -94,6 +94,9 @@ export class Database {
       max: pool.max,
       idle_timeout: pool.idleSeconds,
       connect_timeout: pool.connectTimeoutSeconds,
+      // postgres.js waits up to 20 s between reconnects by default; after an
+      // outage the first requests would stall that long. Retry within ~1 s.
+      backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** retries, 1),
       // Session settings sent in the startup packet: no extra round trip.
       connection: {
         application_name: options.applicationName ?? 'pgferry',

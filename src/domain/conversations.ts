@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { invalidInput } from '../errors.ts';
+import { assertCleanInput } from './clean-input.ts';
 
 /**
  * Chat conversations (seeds 001, 003). Terminology:
@@ -87,10 +88,15 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, field: string): T {
   return result.data;
 }
 
-export const validateTitle = (value: unknown): string => parse(titleSchema, value, 'title');
-export const validateContent = (value: unknown): string => parse(contentSchema, value, 'content');
+function clean<T>(value: T, field: string): T {
+  assertCleanInput(value, field);
+  return value;
+}
+
+export const validateTitle = (value: unknown): string => clean(parse(titleSchema, value, 'title'), 'title');
+export const validateContent = (value: unknown): string => clean(parse(contentSchema, value, 'content'), 'content');
 export function validateAssistantInput(value: unknown): AssistantMessageInput {
-  const parsed = parse(assistantSchema, value, 'message');
+  const parsed = clean(parse(assistantSchema, value, 'message'), 'message');
   const out: AssistantMessageInput = { stage1: parsed.stage1, stage2: parsed.stage2, stage3: parsed.stage3 };
   if (parsed.metadata !== undefined && parsed.metadata !== null) out.metadata = parsed.metadata;
   return out;

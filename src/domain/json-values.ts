@@ -12,6 +12,13 @@ import { createHash } from 'node:crypto';
  */
 
 export const FLOAT_TAG = '$pgferry:float';
+/**
+ * A caller's own one-key object whose key is one of our tags is wrapped in
+ * {"$pgferry:object": …} on the way in, so it can never be mistaken for a
+ * tagged number on the way out.
+ */
+export const ESCAPE_TAG = '$pgferry:object';
+const isTagKey = (key: string) => key === FLOAT_TAG || key === ESCAPE_TAG;
 const SENTINEL = '\u0000pgferry:';
 
 /** Parse JSON as Python writes it: tolerates a UTF-8 BOM and bare NaN/±Infinity. */
@@ -86,12 +93,14 @@ export function toJsonb(value: unknown): unknown {
   }
   if (value !== null && typeof value === 'object') {
     let changed = false;
+    const entries = Object.entries(value);
     const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) {
+    for (const [key, item] of entries) {
       const next = toJsonb(item);
       if (next !== item) changed = true;
       out[key] = next;
     }
+    if (entries.length === 1 && isTagKey(entries[0]![0])) return { [ESCAPE_TAG]: out };
     return changed ? out : value;
   }
   return value;
@@ -101,8 +110,10 @@ export function toJsonb(value: unknown): unknown {
 export function fromJsonb(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(fromJsonb);
   if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value);
+    let entries = Object.entries(value);
     if (entries.length === 1 && entries[0]![0] === FLOAT_TAG) return Number(entries[0]![1]);
+    const escaped = entries.length === 1 && entries[0]![0] === ESCAPE_TAG ? entries[0]![1] : undefined;
+    if (escaped !== null && typeof escaped === 'object' && !Array.isArray(escaped)) entries = Object.entries(escaped);
     const out: Record<string, unknown> = {};
     for (const [key, item] of entries) out[key] = fromJsonb(item);
     return out;

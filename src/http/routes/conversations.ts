@@ -1,0 +1,196 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { MAX_JSON_DEPTH } from '../../domain/clean-input.ts';
+import type { AssistantMessageInput } from '../../domain/conversations.ts';
+import { invalidInput } from '../../errors.ts';
+import type { Store } from '../../store/types.ts';
+import { quotaExceeded } from '../errors.ts';
+import {
+  assistantMessageBody,
+  COMMON_ERRORS,
+  createBody,
+  getQuery,
+  idParams,
+  listQuery,
+  ref,
+  responses,
+  SECURITY,
+  searchQuery,
+  titleBody,
+  userMessageBody,
+} from '../schemas.ts';
+
+/**
+ * Conversations of the calling user (DESIGN section 3). Another user's
+ * conversation is 404, exactly like one that does not exist: the store
+ * never returns it, so these handlers cannot leak it.
+ */
+
+const TAGS = ['conversations'];
+
+export function conversationRoutes(app: FastifyInstance, store: Store): void {
+  const userOf = (request: FastifyRequest) => request.principal.userId;
+
+  app.post<{ Body: { id?: string; title?: string } }>(
+    '/conversations',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Create a conversation',
+        security: SECURITY,
+        body: createBody,
+        response: responses({ 201: ref('Conversation') }, [...COMMON_ERRORS, 409, 413, 415]),
+      },
+      // A POST with no body at all creates an untitled conversation.
+      preValidation: async (request) => {
+        if (request.body === undefined || request.body === null) request.body = {};
+      },
+    },
+    async (request, reply) => {
+      if (request.body.id === 'search') throw invalidInput('id "search" is reserved (GET /v1/conversations/search)', { field: 'id' });
+      const conversation = await store.conversations.create(userOf(request), request.body);
+      return reply
+        .code(201)
+        .header('location', `/v1/conversations/${encodeURIComponent(conversation.id)}`)
+        .send(conversation);
+    },
+  );
+
+  app.get<{ Querystring: { limit?: number; cursor?: string } }>(
+    '/conversations',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'List conversations, newest-updated first',
+        description: 'Keyset pagination: pass `nextCursor` back as `cursor` for the next page.',
+        security: SECURITY,
+        querystring: listQuery,
+        response: responses({ 200: ref('ConversationPage') }, COMMON_ERRORS),
+      },
+    },
+    async (request) => store.conversations.list(userOf(request), request.query),
+  );
+
+  app.get<{ Querystring: { q: string; limit?: number } }>(
+    '/conversations/search',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Search titles and user messages',
+        security: SECURITY,
+        querystring: searchQuery,
+        response: responses(
+          { 200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: ref('ConversationSummary') } } } },
+          COMMON_ERRORS,
+        ),
+      },
+    },
+    async (request) => {
+      const { q, limit } = request.query;
+      const items = await store.conversations.search(userOf(request), q, limit === undefined ? {} : { limit });
+      return { items };
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { messagesLimit?: number; messagesCursor?: string } }>(
+    '/conversations/:id',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Get a conversation with its messages',
+        description: 'Messages oldest first, paged by `messagesLimit`/`messagesCursor`.',
+        security: SECURITY,
+        params: idParams,
+        querystring: getQuery,
+        response: responses({ 200: ref('Conversation') }, [...COMMON_ERRORS, 404]),
+      },
+    },
+    async (request) => store.conversations.get(userOf(request), request.params.id, request.query),
+  );
+
+  app.patch<{ Params: { id: string }; Body: { title: string } }>(
+    '/conversations/:id',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Rename a conversation',
+        security: SECURITY,
+        params: idParams,
+        body: titleBody,
+        response: responses({ 200: ref('ConversationSummary') }, [...COMMON_ERRORS, 404, 413, 415]),
+      },
+    },
+    async (request) => store.conversations.updateTitle(userOf(request), request.params.id, request.body.title),
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/conversations/:id',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Delete a conversation and its messages',
+        security: SECURITY,
+        params: idParams,
+        response: responses({ 204: { type: 'null', description: 'Deleted.' } }, [...COMMON_ERRORS, 404]),
+      },
+    },
+    async (request, reply: FastifyReply) => {
+      await store.conversations.delete(userOf(request), request.params.id);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: { content: string } }>(
+    '/conversations/:id/messages',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Add a user message (counts one query)',
+        description:
+          "Counts one query against the caller's quota before anything is written. When the daily or monthly limit is reached: 429 with `Retry-After` and the usage in the body, and nothing is written. A conversation that does not exist is 404 and uses no quota.",
+        security: SECURITY,
+        params: idParams,
+        body: userMessageBody,
+        response: responses(
+          {
+            201: {
+              type: 'object',
+              required: ['message', 'usage'],
+              properties: { message: ref('Message'), usage: ref('Usage') },
+            },
+          },
+          [...COMMON_ERRORS, 404, 413, 415, 429],
+        ),
+      },
+    },
+    async (request, reply) => {
+      const userId = userOf(request);
+      const { id } = request.params;
+      // 404 before counting: a request that cannot write must not use quota.
+      await store.conversations.get(userId, id, { messagesLimit: 1 });
+      const result = await store.usage.consume(userId, 1);
+      if (!result.allowed) throw quotaExceeded(result);
+      const message = await store.conversations.addUserMessage(userId, id, request.body.content);
+      const { allowed: _allowed, ...usage } = result;
+      return reply.code(201).send({ message, usage });
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: AssistantMessageInput }>(
+    '/conversations/:id/assistant-messages',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Add an assistant message (the three-stage answer)',
+        description: `Stage values are JSON, nested at most ${MAX_JSON_DEPTH} levels. Does not count against the quota.`,
+        security: SECURITY,
+        params: idParams,
+        body: assistantMessageBody,
+        response: responses({ 201: ref('Message') }, [...COMMON_ERRORS, 404, 413, 415]),
+      },
+    },
+    async (request, reply) => {
+      const message = await store.conversations.addAssistantMessage(userOf(request), request.params.id, request.body);
+      return reply.code(201).send(message);
+    },
+  );
+}
