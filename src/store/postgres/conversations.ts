@@ -135,26 +135,17 @@ const decodeMessagesCursor = (cursor: string): number =>
  * @internal
  */
 export function listQuery(sql: Sql, userId: string, after: [string, string] | null, limit: number) {
-  return after === null
-    ? sql<ListRow[]>`
-        select id, title, message_count,
-               to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
-               to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso,
-               to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_key
-          from conversations
-         where user_id = ${userId}
-         order by updated_at desc, id desc
-         limit ${limit + 1}`
-    : sql<ListRow[]>`
-        select id, title, message_count,
-               to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
-               to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso,
-               to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_key
-          from conversations
-         where user_id = ${userId}
-           and (updated_at, id) < (${after[0]}::text::timestamptz, ${after[1]}::text)
-         order by updated_at desc, id desc
-         limit ${limit + 1}`;
+  // The row comparison matches the index order, so the keyset is an index range scan.
+  const keyset = after === null ? sql`` : sql`and (updated_at, id) < (${after[0]}::text::timestamptz, ${after[1]}::text)`;
+  return sql<ListRow[]>`
+    select id, title, message_count,
+           to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
+           to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso,
+           to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_key
+      from conversations
+     where user_id = ${userId} ${keyset}
+     order by updated_at desc, id desc
+     limit ${limit + 1}`;
 }
 
 /** LIKE pattern for a literal substring: the default escape character is backslash. */
