@@ -9,6 +9,9 @@ const COMMANDS: Array<() => Promise<{ register: (program: Command) => void }>> =
   () => import('./commands/db.ts'),
   () => import('./commands/doctor.ts'),
   () => import('./commands/serve.ts'),
+  () => import('./commands/import.ts'),
+  () => import('./commands/verify.ts'),
+  () => import('./commands/sample-data.ts'),
 ];
 
 export function buildProgram(): Command {

@@ -1,0 +1,229 @@
+import path from 'node:path';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { Config } from '../../config.ts';
+import { isValidUserId } from '../../domain/ids.ts';
+import { PgFerryError } from '../../errors.ts';
+import { writeBackup } from '../../transfer/backup.ts';
+import type { ImportSummary } from '../../transfer/import.ts';
+import { LOAD_METHODS, type LoadMethod } from '../../transfer/load.ts';
+import { ProgressDisplay } from '../../transfer/progress.ts';
+import { checkWritable } from '../../transfer/report.ts';
+import { CHAT_KINDS, type ChatKind, resolveSourceRoot } from '../../transfer/sources/chat.ts';
+import { formatTable, peakRssMb, perSecond, seconds } from '../../transfer/summary.ts';
+import { checkTargetUrl, lockImport, openTarget } from '../../transfer/target.ts';
+import { type EngineResult, runInWorker } from '../../transfer/worker.ts';
+import { action, EXIT, makeContext } from '../context.ts';
+
+/** Exit code of a run stopped with Ctrl-C (128 + SIGINT), as shells report it. */
+export const EXIT_INTERRUPTED = 130;
+
+export function parseCount(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+export function parseKinds(value: string): ChatKind[] {
+  const kinds = value
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
+  const unknown = kinds.filter((k) => !(CHAT_KINDS as readonly string[]).includes(k));
+  if (kinds.length === 0 || unknown.length > 0) {
+    throw new InvalidArgumentError(
+      `expected a comma-separated list of ${CHAT_KINDS.join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`,
+    );
+  }
+  return [...new Set(kinds)] as ChatKind[];
+}
+
+export function parseUser(value: string): string {
+  if (!isValidUserId(value)) throw new InvalidArgumentError('not a valid user id (1-128 letters, digits and _.@|+=:-)');
+  return value;
+}
+
+interface ImportFlags {
+  from: string;
+  to?: string;
+  only?: ChatKind[];
+  defaultUser?: string;
+  dryRun?: boolean;
+  backup?: string;
+  batch: number;
+  jobs: number;
+  report?: string;
+  prune?: boolean;
+  loadMethod: LoadMethod;
+}
+
+const EXAMPLES = `
+Examples:
+  # try it end to end on a generated corpus, with a local PostgreSQL
+  pgferry sample-data ./sample
+  DATABASE_URL=embedded pgferry import --from ./sample
+
+  # the app's data directory into a server, with a backup and a report of every problem
+  pgferry import --from ./data --to postgres://app@db/app --backup ./data-backup.tar.gz --report import-problems.jsonl
+
+  # the original single-user layout (data/conversations/<id>.json)
+  pgferry import --from ./data --default-user alice
+
+  # see what would change, write nothing
+  pgferry import --from ./data --dry-run
+
+  # after deleting files from the source, remove their records too
+  pgferry import --from ./data --prune
+
+Re-running is safe: unchanged records are skipped, edited ones replaced. If the
+run is interrupted (Ctrl-C, a crash, kill -9), run the same command again.
+Exit codes: 0 all imported, 1 something rejected (see the report), 2 usage or
+configuration error, 130 interrupted by Ctrl-C.`;
+
+export function register(program: Command): void {
+  program
+    .command('import')
+    .description("Import the chat app's JSON files (conversations, usage) into PostgreSQL: every record imported or reported")
+    .requiredOption('--from <dir>', "the app's data directory (holds conversations/ and usage/)")
+    .option('--to <url>', 'PostgreSQL URL, or "embedded" (default: DATABASE_URL)')
+    .option('--only <kinds>', `import only these kinds: ${CHAT_KINDS.join(',')}`, parseKinds)
+    .option('--default-user <id>', 'owner of conversations in the single-user layout (conversations/<id>.json)', parseUser)
+    .option('--dry-run', 'read, validate and compare with the database; write nothing')
+    .option('--backup <file.tar.gz>', 'first write a tar.gz of the source tree with a sha256 manifest')
+    .option('--batch <n>', 'records per batch (one transaction each)', parseCount('--batch', 1, 100_000), 500)
+    .option('--jobs <n>', 'batches loading at once', parseCount('--jobs', 1, 32), 2)
+    .option('--report <file>', 'write every problem as JSON Lines {kind, file, record, reason, severity}')
+    .option('--prune', 'delete records imported earlier whose source file is gone (otherwise they are only reported)')
+    .addOption(
+      new Option('--load-method <method>', 'how batches are written (benchmarking)').choices(LOAD_METHODS).default('copy').hideHelp(),
+    )
+    .addHelpText('after', EXAMPLES)
+    .action(action((flags: ImportFlags) => importCommand(flags)));
+}
+
+async function importCommand(flags: ImportFlags): Promise<number> {
+  const root = await resolveSourceRoot(flags.from);
+  const overrides: Partial<Config> = flags.to === undefined ? {} : { databaseUrl: flags.to };
+  const ctx = makeContext(overrides);
+  const url = checkTargetUrl(ctx.config.databaseUrl);
+  if (flags.report) {
+    await checkWritable(flags.report).catch((error: Error) => {
+      throw new PgFerryError(
+        'CONFIG_ERROR',
+        `--report ${flags.report}: cannot write (${(error as NodeJS.ErrnoException).code ?? error.message})`,
+      );
+    });
+  }
+  const kinds = flags.only ?? [...CHAT_KINDS];
+
+  if (flags.backup) {
+    const started = performance.now();
+    const backup = await writeBackup(root, kinds, flags.backup);
+    ctx.out(
+      `backup: ${backup.file} — ${backup.files.toLocaleString('en-US')} files, ${(backup.bytes / 1_048_576).toFixed(1)} MB ` +
+        `(${(backup.archiveBytes / 1_048_576).toFixed(1)} MB compressed) in ${seconds(performance.now() - started)}; manifest inside`,
+    );
+  }
+
+  // The main thread migrates and holds the one-import-at-a-time lock; the worker does the transfer.
+  const target = await openTarget({ url, config: ctx.config, logger: ctx.logger, connections: 2, migrate: !flags.dryRun });
+  let unlock: (() => Promise<void>) | undefined;
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) {
+      process.stderr.write('\npgferry: stopping now; batches not committed will be loaded by the next run\n');
+      process.exit(EXIT_INTERRUPTED);
+    }
+    controller.abort();
+    process.stderr.write('\npgferry: finishing the batches in flight, then stopping (Ctrl-C again to stop at once)…\n');
+  };
+  process.on('SIGINT', onSigint);
+  const progress = new ProgressDisplay({
+    label: flags.dryRun ? 'dry run' : 'import',
+    tty: process.stderr.isTTY === true,
+    logger: ctx.logger,
+  });
+  try {
+    if (!flags.dryRun) unlock = await lockImport(target.db);
+    const commitDelay = Number(process.env.PGFERRY_TEST_COMMIT_DELAY_MS ?? 0);
+    const { summary, problems } = await runInWorker(
+      {
+        command: 'import',
+        url: target.url,
+        root,
+        kinds,
+        defaultUser: flags.defaultUser,
+        dryRun: flags.dryRun,
+        batchSize: flags.batch,
+        jobs: flags.jobs,
+        prune: flags.prune,
+        tierLimits: ctx.config.tierLimits,
+        method: flags.loadMethod,
+        reportFile: flags.report,
+        logLevel: ctx.config.logLevel,
+        statementTimeoutMs: Math.max(ctx.config.statementTimeoutMs, 600_000),
+        commitDelayMs: Number.isFinite(commitDelay) ? commitDelay : 0,
+      },
+      {
+        signal: controller.signal,
+        onStart: (totals) => progress.start(totals.records, totals.bytes),
+        onProgress: (state) => progress.update(state),
+      },
+    );
+    progress.stop();
+    printSummary(ctx.out, summary, problems, flags);
+    if (summary.interrupted) {
+      ctx.out(
+        'Interrupted: the batches in flight were committed. Run the same command again to resume; records already imported are skipped.',
+      );
+      return EXIT_INTERRUPTED;
+    }
+    return problems.errors > 0 ? EXIT.CHECK_FAILED : EXIT.OK;
+  } finally {
+    progress.stop();
+    process.off('SIGINT', onSigint);
+    await unlock?.();
+    await target.close();
+  }
+}
+
+function printSummary(
+  out: (line: string) => void,
+  summary: ImportSummary,
+  report: EngineResult<ImportSummary>['problems'],
+  flags: ImportFlags,
+): void {
+  const rows = Object.entries(summary.kinds).map(([kind, c]) => [
+    kind,
+    c.read,
+    c.inserted,
+    c.updated,
+    c.unchanged,
+    c.rejected,
+    c.warnings,
+    flags.prune ? c.pruned : c.vanished,
+  ]);
+  const would = summary.dryRun ? ' (dry run: nothing written; "inserted"/"updated" is what would be)' : '';
+  out('');
+  out(`import summary${would}`);
+  out(formatTable(['kind', 'read', 'inserted', 'updated', 'unchanged', 'rejected', 'warnings', flags.prune ? 'pruned' : 'gone'], rows));
+  out(
+    `${summary.messages.toLocaleString('en-US')} messages ${summary.dryRun ? 'to write' : 'written'}, ${(summary.bytes / 1_048_576).toFixed(1)} MB read in ${seconds(summary.elapsedMs)} ` +
+      `(${perSecond(summary.messages, summary.elapsedMs)} messages/s, method ${summary.method}); peak RSS ${peakRssMb()} MB`,
+  );
+  const all = Object.values(summary.kinds);
+  const changed = all.reduce((n, c) => n + c.inserted + c.updated + c.pruned, 0);
+  const unchanged = all.reduce((n, c) => n + c.unchanged, 0);
+  if (!summary.interrupted && changed === 0 && unchanged > 0)
+    out(`Nothing to change: all ${unchanged.toLocaleString('en-US')} records are already in the database.`);
+  const gone = all.reduce((n, c) => n + c.vanished, 0);
+  if (gone > 0 && !flags.prune) out(`${gone} records imported earlier have no source file any more; run with --prune to delete them.`);
+  if (report.errors + report.warnings > 0) {
+    out('');
+    out(`${report.errors} problems, ${report.warnings} warnings${flags.report ? ` — all in ${path.resolve(flags.report)}` : ''}:`);
+    for (const line of report.first)
+      out(`  ${line.severity === 'error' ? 'error  ' : 'warning'} ${line.file ?? '-'} [${line.record ?? '-'}]: ${line.reason}`);
+    if (report.errors + report.warnings > report.first.length) out(flags.report ? '  …' : '  … (pass --report FILE for the full list)');
+  }
+}

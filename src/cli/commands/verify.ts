@@ -1,0 +1,113 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import type { Config } from '../../config.ts';
+import { PgFerryError } from '../../errors.ts';
+import { ProgressDisplay } from '../../transfer/progress.ts';
+import { checkWritable } from '../../transfer/report.ts';
+import { CHAT_KINDS, type ChatKind, resolveSourceRoot } from '../../transfer/sources/chat.ts';
+import { formatTable, peakRssMb, perSecond, seconds } from '../../transfer/summary.ts';
+import { checkTargetUrl, openTarget } from '../../transfer/target.ts';
+import { runInWorker } from '../../transfer/worker.ts';
+import { action, EXIT, makeContext } from '../context.ts';
+import { parseCount, parseKinds, parseUser } from './import.ts';
+
+interface VerifyFlags {
+  from: string;
+  to?: string;
+  only?: ChatKind[];
+  defaultUser?: string;
+  report?: string;
+  batch: number;
+  jobs: number;
+}
+
+const EXAMPLES = `
+Examples:
+  DATABASE_URL=embedded pgferry verify --from ./sample
+  pgferry verify --from ./data --to postgres://app@db/app --report verify.jsonl
+
+Every source record is hashed again and compared with a hash computed from the
+database rows. Reported: missing (in the files only), different (content
+differs; the first difference is named), extra (in the database only) and
+unreadable (a source file that cannot be checked).
+Exit codes: 0 identical, 1 anything differs, 2 usage or configuration error.`;
+
+export function register(program: Command): void {
+  program
+    .command('verify')
+    .description('Prove the database holds exactly what the JSON files hold (canonical content hash per record)')
+    .requiredOption('--from <dir>', "the app's data directory (holds conversations/ and usage/)")
+    .option('--to <url>', 'PostgreSQL URL, or "embedded" (default: DATABASE_URL)')
+    .option('--only <kinds>', `verify only these kinds: ${CHAT_KINDS.join(',')}`, parseKinds)
+    .option('--default-user <id>', 'as given to import, for the single-user layout', parseUser)
+    .option('--report <file>', 'write every difference as JSON Lines {kind, file, record, problem, reason}')
+    .option('--batch <n>', 'records compared per query', parseCount('--batch', 1, 100_000), 500)
+    .option('--jobs <n>', 'batches compared at once', parseCount('--jobs', 1, 32), 2)
+    .addHelpText('after', EXAMPLES)
+    .action(action((flags: VerifyFlags) => verifyCommand(flags)));
+}
+
+async function verifyCommand(flags: VerifyFlags): Promise<number> {
+  const root = await resolveSourceRoot(flags.from);
+  const overrides: Partial<Config> = flags.to === undefined ? {} : { databaseUrl: flags.to };
+  const ctx = makeContext(overrides);
+  const url = checkTargetUrl(ctx.config.databaseUrl);
+  if (flags.report) {
+    await checkWritable(flags.report).catch((error: Error) => {
+      throw new PgFerryError(
+        'CONFIG_ERROR',
+        `--report ${flags.report}: cannot write (${(error as NodeJS.ErrnoException).code ?? error.message})`,
+      );
+    });
+  }
+  const target = await openTarget({ url, config: ctx.config, logger: ctx.logger, connections: 1, migrate: false });
+  const progress = new ProgressDisplay({ label: 'verify', tty: process.stderr.isTTY === true, logger: ctx.logger });
+  try {
+    const { summary, problems: report } = await runInWorker(
+      {
+        command: 'verify',
+        url: target.url,
+        root,
+        kinds: flags.only ?? [...CHAT_KINDS],
+        defaultUser: flags.defaultUser,
+        batchSize: flags.batch,
+        jobs: flags.jobs,
+        tierLimits: ctx.config.tierLimits,
+        reportFile: flags.report,
+        logLevel: ctx.config.logLevel,
+        statementTimeoutMs: Math.max(ctx.config.statementTimeoutMs, 600_000),
+      },
+      { onStart: (totals) => progress.start(totals.records, totals.bytes), onProgress: (state) => progress.update(state) },
+    );
+    progress.stop();
+    const rows = Object.entries(summary.kinds).map(([kind, c]) => [
+      kind,
+      c.source,
+      c.matched,
+      c.missing,
+      c.different,
+      c.extra,
+      c.unreadable,
+    ]);
+    ctx.out('');
+    ctx.out('verify summary');
+    ctx.out(formatTable(['kind', 'source', 'identical', 'missing', 'different', 'extra', 'unreadable'], rows));
+    ctx.out(
+      `${summary.messages.toLocaleString('en-US')} messages compared, ${(summary.bytes / 1_048_576).toFixed(1)} MB read in ${seconds(summary.elapsedMs)} ` +
+        `(${perSecond(summary.messages, summary.elapsedMs)} messages/s); peak RSS ${peakRssMb()} MB`,
+    );
+    if (summary.ok) {
+      ctx.out('OK: the database holds exactly what the files hold.');
+      return EXIT.OK;
+    }
+    ctx.out('');
+    ctx.out(`DIFFERENT: ${report.errors} problems${flags.report ? ` — all in ${path.resolve(flags.report)}` : ''}:`);
+    for (const line of report.first)
+      ctx.out(`  ${line.problem ?? 'problem'} ${line.kind} ${line.record ?? '-'}${line.file ? ` (${line.file})` : ''}: ${line.reason}`);
+    if (report.errors > report.first.length) ctx.out(flags.report ? '  …' : '  … (pass --report FILE for the full list)');
+    return EXIT.CHECK_FAILED;
+  } finally {
+    progress.stop();
+    await target.close();
+  }
+}

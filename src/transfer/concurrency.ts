@@ -1,0 +1,67 @@
+/**
+ * Bounded concurrency without unbounded Promise.all (STYLE "what to avoid").
+ */
+
+/** Map `items` through `fn` with at most `limit` calls in flight; results come out in input order. */
+export async function* mapOrdered<T, R>(items: Iterable<T>, limit: number, fn: (item: T) => Promise<R>): AsyncGenerator<R> {
+  const window: Promise<R>[] = [];
+  const iterator = items[Symbol.iterator]();
+  let done = false;
+  const fill = () => {
+    while (!done && window.length < limit) {
+      const next = iterator.next();
+      if (next.done) {
+        done = true;
+        break;
+      }
+      const promise = fn(next.value);
+      promise.catch(() => {}); // surfaced when awaited in order below
+      window.push(promise);
+    }
+  };
+  fill();
+  while (window.length > 0) {
+    const result = await window.shift()!;
+    fill();
+    yield result;
+  }
+}
+
+/**
+ * Runs async tasks with at most `limit` at once. `add` waits while the limit
+ * is reached (backpressure for the producer); `drain` waits for all and
+ * rethrows the first failure.
+ */
+export class TaskLimiter {
+  private running = new Set<Promise<void>>();
+  private failure: { error: unknown } | undefined;
+  private readonly limit: number;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  async add(task: () => Promise<void>): Promise<void> {
+    while (this.running.size >= this.limit) await Promise.race(this.running);
+    this.throwIfFailed();
+    const promise: Promise<void> = task()
+      .catch((error) => {
+        this.failure ??= { error };
+      })
+      .finally(() => this.running.delete(promise));
+    this.running.add(promise);
+  }
+
+  async drain(): Promise<void> {
+    while (this.running.size > 0) await Promise.race(this.running);
+    this.throwIfFailed();
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+  }
+}

@@ -1,0 +1,322 @@
+import type { TierLimits } from '../config.ts';
+import { type Database, isConnectionError } from '../db/database.ts';
+import { PgFerryError } from '../errors.ts';
+import { type Logger, silentLogger } from '../log.ts';
+import type { PreparedUsage } from './canonical.ts';
+import { TaskLimiter } from './concurrency.ts';
+import { BatchBuffer, type BatchResult, BufferPool, ChatLoader, type ConversationLoad, type LoadMethod, type Rejection } from './load.ts';
+import type { ProgressState } from './progress.ts';
+import { readChatRecords, sourceKeys } from './records.ts';
+import type { ProblemReport } from './report.ts';
+import { CHAT_KINDS, type ChatKind, type ChatScan, LOG_KIND, scanChatSource } from './sources/chat.ts';
+
+/**
+ * `pgferry import` for the chat app: scan → read (bounded concurrency) →
+ * validate and hash → load in batches (up to `jobs` transactions at once) →
+ * report records whose source is gone (and prune them when asked).
+ *
+ * Memory stays bounded: at most `jobs` batches in flight plus the one being
+ * filled and the read-ahead window; the whole corpus is never held. What does
+ * grow with the corpus is the file list (path and size per file, ~200 bytes).
+ *
+ * Interrupting (the `signal`) stops reading; batches already sent finish and
+ * commit, and the summary says so. Killing the process loses at most the
+ * uncommitted batches, which the next run loads.
+ */
+
+export interface ImportOptions {
+  /** The source root, already resolved (resolveSourceRoot). */
+  root: string;
+  db: Database;
+  kinds?: readonly ChatKind[];
+  defaultUser?: string;
+  dryRun?: boolean;
+  /** Records per batch (default 500). */
+  batchSize?: number;
+  /** Source bytes per batch, whichever limit comes first (default 8 MB). */
+  batchBytes?: number;
+  /** Batches loading at once, each on its own connection (default 2). */
+  jobs?: number;
+  readConcurrency?: number;
+  /**
+   * Reader threads for parsing and hashing (default 0: this thread). Import is
+   * bound by the server's COPY work, so on a small machine an extra thread
+   * buys little and costs memory; verify defaults to using spare cores.
+   */
+  readers?: number;
+  prune?: boolean;
+  tierLimits: TierLimits;
+  method?: LoadMethod;
+  logger?: Logger;
+  report?: ProblemReport;
+  onStart?: (totals: { records: number; bytes: number }) => void;
+  onProgress?: (state: ProgressState) => void;
+  signal?: AbortSignal;
+  commitDelayMs?: number;
+}
+
+export interface KindSummary {
+  /** Source records seen (files, including rejected ones and unreadable entries). */
+  read: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+  rejected: number;
+  warnings: number;
+  /** Imported earlier, source now gone. */
+  vanished: number;
+  pruned: number;
+}
+
+export interface ImportSummary {
+  kinds: Partial<Record<ChatKind, KindSummary>>;
+  messages: number;
+  bytes: number;
+  elapsedMs: number;
+  interrupted: boolean;
+  dryRun: boolean;
+  method: LoadMethod;
+  ignoredFiles: number;
+}
+
+const emptyKind = (): KindSummary => ({ read: 0, inserted: 0, updated: 0, unchanged: 0, rejected: 0, warnings: 0, vanished: 0, pruned: 0 });
+
+interface Batch {
+  kind: ChatKind;
+  records: Array<ConversationLoad | PreparedUsage>;
+  rejections: Rejection[];
+  bytes: number;
+  /** Where this batch's COPY payloads live (pooled chunks, given back when the batch is done). */
+  buffer: BatchBuffer;
+}
+
+export async function runImport(options: ImportOptions): Promise<ImportSummary> {
+  const started = performance.now();
+  const logger = options.logger ?? silentLogger;
+  const kinds = options.kinds ?? CHAT_KINDS;
+  const batchSize = options.batchSize ?? 500;
+  const batchBytes = options.batchBytes ?? 4 * 1024 * 1024;
+  const dryRun = options.dryRun ?? false;
+  const report = options.report;
+
+  const schemaPresent = await hasSchema(options.db);
+  if (!schemaPresent && !dryRun) {
+    throw new PgFerryError(
+      'CONFIG_ERROR',
+      'the database has no pgferry schema: run `pgferry db up` (import runs it itself unless --dry-run)',
+    );
+  }
+  const loader = new ChatLoader(options.db, {
+    method: options.method,
+    dryRun,
+    schemaPresent,
+    tierLimits: options.tierLimits,
+    commitDelayMs: options.commitDelayMs,
+  });
+  const scan = await scanChatSource(options.root, { kinds });
+  const summary: ImportSummary = {
+    kinds: Object.fromEntries(kinds.map((k) => [k, emptyKind()])),
+    messages: 0,
+    bytes: 0,
+    elapsedMs: 0,
+    interrupted: false,
+    dryRun,
+    method: loader.method,
+    ignoredFiles: scan.ignored,
+  };
+  const counts = (kind: ChatKind) => summary.kinds[kind]!;
+  const totalRecords = scan.files.length + scan.problems.filter((p) => p.severity === 'error').length;
+  options.onStart?.({ records: totalRecords, bytes: scan.totalBytes });
+  const progress: ProgressState = { records: 0, totalRecords, bytes: 0, totalBytes: scan.totalBytes, messages: 0 };
+
+  // Entries that are not readable records (symlinks leading out, unreadable directories).
+  const scanRejections = new Map<ChatKind, Rejection[]>();
+  for (const problem of scan.problems) {
+    report?.add({
+      kind: LOG_KIND[problem.kind],
+      file: problem.rel,
+      record: problem.key,
+      reason: problem.reason,
+      severity: problem.severity,
+    });
+    if (problem.severity === 'warning') {
+      counts(problem.kind).warnings++;
+      continue;
+    }
+    counts(problem.kind).read++;
+    counts(problem.kind).rejected++;
+    progress.records++;
+    const list = scanRejections.get(problem.kind) ?? [];
+    list.push({ kind: problem.kind, key: null, file: problem.rel, reason: problem.reason });
+    scanRejections.set(problem.kind, list);
+  }
+  for (const [kind, rejections] of scanRejections) await loader.rejectionsOnly(kind, rejections);
+
+  const limiter = new TaskLimiter(Math.max(1, options.jobs ?? 2));
+  const apply = (kind: ChatKind, result: BatchResult) => {
+    const c = counts(kind);
+    c.inserted += result.inserted;
+    c.updated += result.updated;
+    c.unchanged += result.unchanged;
+    summary.messages += result.messages;
+  };
+
+  const loadBatch = async (batch: Batch): Promise<void> => {
+    try {
+      apply(batch.kind, await loadOne(loader, batch));
+    } catch (error) {
+      if (error instanceof PgFerryError || isConnectionError(error) || batch.records.length + batch.rejections.length <= 1) throw error;
+      // The database refused the batch (a value it cannot take): load record by
+      // record so only the offending ones are rejected, with the server's reason.
+      logger.warn({ kind: batch.kind, records: batch.records.length, err: error }, 'batch refused; retrying record by record');
+      const c = counts(batch.kind);
+      for (const record of batch.records) {
+        try {
+          apply(batch.kind, await loadOne(loader, { ...batch, records: [record], rejections: [] }));
+        } catch (recordError) {
+          if (recordError instanceof PgFerryError || isConnectionError(recordError)) throw recordError;
+          const reason = `the database refused the record: ${(recordError as Error).message}`;
+          c.rejected++;
+          report?.add({ kind: LOG_KIND[batch.kind], file: record.file, record: record.key, reason, severity: 'error' });
+          await loader.rejectionsOnly(batch.kind, [{ kind: batch.kind, key: record.key, file: record.file, reason }]);
+        }
+      }
+      await loader.rejectionsOnly(batch.kind, batch.rejections);
+    }
+    progress.records += batch.records.length + batch.rejections.length;
+    progress.bytes += batch.bytes;
+    progress.messages = summary.messages;
+    options.onProgress?.({ ...progress });
+    logger.debug({ kind: batch.kind, records: batch.records.length, rejected: batch.rejections.length }, 'batch committed');
+  };
+
+  const pool = new BufferPool();
+  let batch: Batch | undefined;
+  const flush = async () => {
+    if (!batch) return;
+    const full = batch;
+    batch = undefined;
+    if (full.records.length + full.rejections.length === 0) return full.buffer.release();
+    await limiter.add(() => loadBatch(full).finally(() => full.buffer.release()));
+  };
+
+  let failure: { error: unknown } | undefined;
+  try {
+    const records = readChatRecords(scan, {
+      root: options.root,
+      defaultUser: options.defaultUser,
+      readConcurrency: options.readConcurrency,
+      encode: loader.method,
+      workers: options.readers ?? 0,
+    });
+    for await (const record of records) {
+      if (options.signal?.aborted) {
+        summary.interrupted = true;
+        break;
+      }
+      if (batch && batch.kind !== record.kind) await flush();
+      batch ??= { kind: record.kind, records: [], rejections: [], bytes: 0, buffer: new BatchBuffer(pool) };
+      const c = counts(record.kind);
+      c.read++;
+      summary.bytes += record.file.size;
+      batch.bytes += record.file.size;
+      const key = 'rejection' in record ? record.rejection.key : 'usage' in record ? record.usage.key : record.conversation.key;
+      for (const warning of record.warnings) {
+        c.warnings++;
+        report?.add({ kind: LOG_KIND[record.kind], file: record.file.rel, record: key, reason: warning, severity: 'warning' });
+      }
+      if ('rejection' in record) {
+        c.rejected++;
+        report?.add({
+          kind: LOG_KIND[record.kind],
+          file: record.file.rel,
+          record: key,
+          reason: record.rejection.reason,
+          severity: 'error',
+        });
+        batch.rejections.push(record.rejection);
+      } else if ('usage' in record) batch.records.push(record.usage);
+      else {
+        const conversation = record.conversation;
+        const payload = Buffer.isBuffer(conversation.payload) ? batch.buffer.add(conversation.payload) : conversation.payload;
+        batch.records.push({ ...conversation, payload });
+      }
+      if (batch.records.length + batch.rejections.length >= batchSize || batch.bytes >= batchBytes) await flush();
+      if (limiter.failed) break;
+    }
+    if (options.signal?.aborted) summary.interrupted = true;
+    if (!summary.interrupted) await flush();
+  } catch (error) {
+    failure = { error };
+  }
+  // Whatever happened, let the batches already sent finish (each commits or rolls back whole).
+  try {
+    await limiter.drain();
+  } catch (error) {
+    failure ??= { error };
+  }
+  if (failure) throw failure.error;
+
+  if (!summary.interrupted && schemaPresent) {
+    for (const kind of kinds) await vanished(options, scan, kind, counts(kind), dryRun);
+  }
+  summary.elapsedMs = performance.now() - started;
+  return summary;
+}
+
+async function loadOne(loader: ChatLoader, batch: Batch): Promise<BatchResult> {
+  return batch.kind === 'conversations'
+    ? loader.conversations(batch.records as ConversationLoad[], batch.rejections)
+    : loader.usage(batch.records as PreparedUsage[], batch.rejections);
+}
+
+async function hasSchema(db: Database): Promise<boolean> {
+  const [row] = await db.run(
+    'import.schema',
+    (sql) => sql<{ present: boolean }[]>`select to_regclass('import_log') is not null as present`,
+    {
+      idempotent: true,
+    },
+  );
+  return row?.present ?? false;
+}
+
+/**
+ * Records imported earlier whose source file is gone: reported, and with
+ * --prune deleted (a conversation's messages go with it) and logged as pruned.
+ */
+async function vanished(options: ImportOptions, scan: ChatScan, kind: ChatKind, counts: KindSummary, dryRun: boolean): Promise<void> {
+  const present = sourceKeys(scan, kind);
+  const gone: Array<{ key: string; source: string }> = [];
+  await options.db.sql<{ record_key: string; source: string }[]>`
+    select record_key, source from import_log
+     where kind = ${LOG_KIND[kind]} and content_hash is not null and status <> 'pruned'
+     order by record_key`.cursor(1000, (rows) => {
+    for (const row of rows) if (!present.has(row.record_key)) gone.push({ key: row.record_key, source: row.source });
+  });
+  counts.vanished = gone.length;
+  const prune = options.prune === true && !dryRun;
+  for (const item of gone) {
+    options.report?.add({
+      kind: LOG_KIND[kind],
+      file: item.source,
+      record: item.key,
+      reason: prune
+        ? 'source file gone: removed from the database (--prune)'
+        : 'source file gone: still in the database (run with --prune to remove it)',
+      severity: 'warning',
+    });
+  }
+  if (!prune) return;
+  for (let i = 0; i < gone.length; i += 1000) {
+    const keys = gone.slice(i, i + 1000).map((g) => g.key);
+    await options.db.transaction('import.prune', async (tx) => {
+      if (kind === 'conversations') await tx`delete from conversations where id = any(${keys}::text[])`;
+      else await tx`delete from usage where user_id = any(${keys}::text[])`;
+      await tx`
+        update import_log set status = 'pruned', content_hash = null, error = null, imported_at = now()
+         where kind = ${LOG_KIND[kind]} and record_key = any(${keys}::text[])`;
+    });
+    counts.pruned += keys.length;
+  }
+}

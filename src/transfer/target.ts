@@ -1,0 +1,87 @@
+import type { Config } from '../config.ts';
+import { connectDatabase, type Database } from '../db/database.ts';
+import { resolveDatabaseUrl } from '../db/embedded.ts';
+import { PgFerryError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { Migrator } from '../schema/migrator.ts';
+
+/**
+ * The database import and verify write to / read from: `--to URL`, else
+ * DATABASE_URL; `embedded` starts (or joins) the local cluster under
+ * DATA_DIR/postgres. Import migrates it to the latest schema first.
+ */
+
+export interface Target {
+  db: Database;
+  /** The connection string actually used (`embedded` resolved to the local server's). */
+  url: string;
+  close(): Promise<void>;
+}
+
+export function checkTargetUrl(url: string | undefined, flag = '--to'): string {
+  if (url === undefined || url === '') {
+    throw new PgFerryError('CONFIG_ERROR', `no database: pass ${flag} postgres://… (or "embedded"), or set DATABASE_URL`);
+  }
+  if (url !== 'embedded' && !/^postgres(ql)?:\/\/./i.test(url)) {
+    throw new PgFerryError('CONFIG_ERROR', `${flag}: expected a postgres:// or postgresql:// URL, or "embedded"`);
+  }
+  return url;
+}
+
+export async function openTarget(options: {
+  url: string;
+  config: Config;
+  logger: Logger;
+  /** Connections needed at once (batches in flight + bookkeeping). */
+  connections: number;
+  migrate: boolean;
+}): Promise<Target> {
+  const resolved = await resolveDatabaseUrl(options.url, options.config.dataDir, options.logger);
+  let db: Database;
+  try {
+    db = await connectDatabase({
+      url: resolved.url,
+      pool: { ...options.config.pool, max: Math.max(2, options.connections) },
+      // A batch of a few thousand messages takes seconds; allow for slow disks.
+      statementTimeoutMs: Math.max(options.config.statementTimeoutMs, 600_000),
+      slowQueryMs: Math.max(options.config.slowQueryMs, 60_000),
+      logger: options.logger,
+      applicationName: 'pgferry transfer',
+    });
+  } catch (error) {
+    await resolved.stop();
+    throw error;
+  }
+  const close = async () => {
+    await db.close();
+    await resolved.stop();
+  };
+  if (options.migrate) {
+    try {
+      await new Migrator(db.sql, { logger: options.logger }).up();
+    } catch (error) {
+      await close();
+      throw error;
+    }
+  }
+  return { db, url: resolved.url, close };
+}
+
+/** One import at a time per database: a session advisory lock held for the run (released if the process dies). */
+const IMPORT_LOCK_KEY = 7_220_415_032;
+
+export async function lockImport(db: Database): Promise<() => Promise<void>> {
+  const conn = await db.sql.reserve();
+  const [row] = await conn<{ locked: boolean }[]>`select pg_try_advisory_lock(${IMPORT_LOCK_KEY}) as locked`;
+  if (!row?.locked) {
+    conn.release();
+    throw new PgFerryError(
+      'CONFLICT',
+      'another pgferry import is running against this database: wait for it to finish (or stop it) and run again',
+    );
+  }
+  return async () => {
+    await conn`select pg_advisory_unlock(${IMPORT_LOCK_KEY})`.catch(() => {});
+    conn.release();
+  };
+}
