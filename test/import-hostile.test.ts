@@ -876,7 +876,7 @@ describe('pgferry import / verify on real-format and hostile data', () => {
     expect((await t.db.sql`select id, user_id from conversations`).map((r) => `${r.user_id}/${r.id}`)).toEqual(['u1/ok']);
   });
 
-  it.fails('BUG: user data shaped like the internal float tag ({"$pgferry:float": "NaN"}) survives import unchanged', async () => {
+  it('user data shaped like the internal float tag ({"$pgferry:float": "NaN"}) survives import unchanged', async () => {
     const t = await database();
     const src = await newDir('tag');
     const literal = { '$pgferry:float': 'NaN' };

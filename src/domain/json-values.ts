@@ -18,7 +18,7 @@ export const FLOAT_TAG = '$pgferry:float';
  * tagged number on the way out.
  */
 export const ESCAPE_TAG = '$pgferry:object';
-const isTagKey = (key: string) => key === FLOAT_TAG || key === ESCAPE_TAG;
+export const isTagKey = (key: string): boolean => key === FLOAT_TAG || key === ESCAPE_TAG;
 const SENTINEL = '\u0000pgferry:';
 
 /** Parse JSON as Python writes it: tolerates a UTF-8 BOM and bare NaN/±Infinity. */

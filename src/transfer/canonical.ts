@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { FLOAT_TAG } from '../domain/json-values.ts';
+import { ESCAPE_TAG, FLOAT_TAG, isTagKey } from '../domain/json-values.ts';
 import { type ConversationRow, isStorableJson, UNSTORABLE, type UsageRow } from './validate.ts';
 
 /**
@@ -108,13 +108,18 @@ export function jsonbText(value: unknown): string {
     const record = value as Record<string, unknown>;
     const keys = sortKeys(Object.keys(record));
     let out = '';
+    let defined = 0;
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;
       const item = record[key];
       if (item === undefined) continue;
+      defined++;
       out += (out === '' ? '{' : ', ') + keyPrefix(key) + jsonbText(item);
     }
-    return out === '' ? '{}' : `${out}}`;
+    if (out === '') return '{}';
+    // A caller's own one-key object named like our tags is wrapped, as toJsonb does.
+    if (defined === 1 && isTagKey(keys.find((k) => record[k] !== undefined)!)) return `{${keyPrefix(ESCAPE_TAG)}${out}}}`;
+    return `${out}}`;
   }
   if (typeof value === 'number') return Number.isFinite(value) ? numberText(value) : `{"${FLOAT_TAG}": "${value}"}`;
   if (typeof value === 'boolean') return value ? 'true' : 'false';
