@@ -253,7 +253,7 @@ export class ChatLoader {
       const changed = records.filter((_, i) => decisions[i] !== 'unchanged');
       const replaced = changed.filter((r) => prior.get(r.key)?.present).map((r) => r.key);
       if (changed.length > 0) {
-        if (this.method === 'staging') await this.writeConversationsStaging(tx, changed);
+        if (this.method === 'staging') await this.writeConversationsStaging(tx, changed, replaced);
         else await this.writeConversationsDirect(tx, changed, replaced);
         for (const r of changed) result.messages += r.messageCount;
       }
@@ -364,7 +364,7 @@ export class ChatLoader {
     await pipeline(Readable.from(messageCopyChunks(changed), { objectMode: false }), writable);
   }
 
-  private async writeConversationsStaging(tx: TransactionSql, changed: readonly ConversationLoad[]): Promise<void> {
+  private async writeConversationsStaging(tx: TransactionSql, changed: readonly ConversationLoad[], replaced: string[]): Promise<void> {
     await tx`
       create temporary table pgferry_stage_conversations (
         id text, user_id text, title text, created_at timestamptz, updated_at timestamptz, message_count int
@@ -394,9 +394,13 @@ export class ChatLoader {
       on conflict (conversation_id, position) do update set
         role = excluded.role, content = excluded.content, stage1 = excluded.stage1, stage2 = excluded.stage2,
         stage3 = excluded.stage3, metadata = excluded.metadata, created_at = excluded.created_at`;
-    // A conversation that got shorter loses its trailing messages.
+    // A conversation that got shorter loses its trailing messages (only those that existed can have any;
+    // the join goes through the (conversation_id, position) index, never a scan of all messages).
+    if (replaced.length === 0) return;
+    const existed = new Set(replaced);
+    const counts = changed.filter((r) => existed.has(r.key)).map((r) => r.messageCount);
     await tx`
-      delete from messages m using pgferry_stage_conversations s
+      delete from messages m using unnest(${replaced}::text[], ${counts}::int[]) as s(id, message_count)
        where m.conversation_id = s.id and m.position >= s.message_count`;
   }
 

@@ -102,7 +102,12 @@ export function register(program: Command): void {
     .action(action((flags: ImportFlags) => importCommand(flags)));
 }
 
-async function importCommand(flags: ImportFlags): Promise<number> {
+/**
+ * What import and verify check before touching the database: a readable
+ * source directory, a target URL (`--to` over DATABASE_URL) and a writable
+ * report file — each a usage error (exit 2) when wrong.
+ */
+export async function prepareTransfer(flags: { from: string; to?: string; report?: string }) {
   const root = await resolveSourceRoot(flags.from);
   const overrides: Partial<Config> = flags.to === undefined ? {} : { databaseUrl: flags.to };
   const ctx = makeContext(overrides);
@@ -115,6 +120,11 @@ async function importCommand(flags: ImportFlags): Promise<number> {
       );
     });
   }
+  return { root, ctx, url };
+}
+
+async function importCommand(flags: ImportFlags): Promise<number> {
+  const { root, ctx, url } = await prepareTransfer(flags);
   const kinds = flags.only ?? [...CHAT_KINDS];
 
   if (flags.backup) {

@@ -1,15 +1,12 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { Config } from '../../config.ts';
-import { PgFerryError } from '../../errors.ts';
 import { ProgressDisplay } from '../../transfer/progress.ts';
-import { checkWritable } from '../../transfer/report.ts';
-import { CHAT_KINDS, type ChatKind, resolveSourceRoot } from '../../transfer/sources/chat.ts';
+import { CHAT_KINDS, type ChatKind } from '../../transfer/sources/chat.ts';
 import { formatTable, peakRssMb, perSecond, seconds } from '../../transfer/summary.ts';
-import { checkTargetUrl, openTarget } from '../../transfer/target.ts';
+import { openTarget } from '../../transfer/target.ts';
 import { runInWorker } from '../../transfer/worker.ts';
-import { action, EXIT, makeContext } from '../context.ts';
-import { parseCount, parseKinds, parseUser } from './import.ts';
+import { action, EXIT } from '../context.ts';
+import { parseCount, parseKinds, parseUser, prepareTransfer } from './import.ts';
 
 interface VerifyFlags {
   from: string;
@@ -48,18 +45,7 @@ export function register(program: Command): void {
 }
 
 async function verifyCommand(flags: VerifyFlags): Promise<number> {
-  const root = await resolveSourceRoot(flags.from);
-  const overrides: Partial<Config> = flags.to === undefined ? {} : { databaseUrl: flags.to };
-  const ctx = makeContext(overrides);
-  const url = checkTargetUrl(ctx.config.databaseUrl);
-  if (flags.report) {
-    await checkWritable(flags.report).catch((error: Error) => {
-      throw new PgFerryError(
-        'CONFIG_ERROR',
-        `--report ${flags.report}: cannot write (${(error as NodeJS.ErrnoException).code ?? error.message})`,
-      );
-    });
-  }
+  const { root, ctx, url } = await prepareTransfer(flags);
   const target = await openTarget({ url, config: ctx.config, logger: ctx.logger, connections: 1, migrate: false });
   const progress = new ProgressDisplay({ label: 'verify', tty: process.stderr.isTTY === true, logger: ctx.logger });
   try {
