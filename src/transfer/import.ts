@@ -17,7 +17,7 @@ import { CHAT_KINDS, type ChatKind, type ChatScan, LOG_KIND, scanChatSource } fr
  *
  * Memory stays bounded: at most `jobs` batches in flight plus the one being
  * filled and the read-ahead window; the whole corpus is never held. What does
- * grow with the corpus is the file list (path and size per file, ~200 bytes).
+ * grow with the corpus is the file list, kept off the JS heap (~100 bytes a file).
  *
  * Interrupting (the `signal`) stops reading; batches already sent finish and
  * commit, and the summary says so. Killing the process loses at most the

@@ -26,9 +26,10 @@ const mb = (bytes: number) => (bytes / 1_048_576).toFixed(1);
 
 export class ProgressDisplay {
   private bar: cliProgress.SingleBar | undefined;
-  private readonly started = performance.now();
+  private startedAt = performance.now();
   private lastLog = 0;
   private stopped = false;
+  private running = false;
   private state: ProgressState = { records: 0, totalRecords: 0, bytes: 0, totalBytes: 0, messages: 0 };
   private readonly options: ProgressOptions;
 
@@ -37,6 +38,8 @@ export class ProgressDisplay {
   }
 
   start(totalRecords: number, totalBytes: number): void {
+    this.running = true;
+    this.startedAt = performance.now();
     this.state = { ...this.state, totalRecords, totalBytes };
     if (!this.options.tty) return;
     this.bar = new cliProgress.SingleBar(
@@ -66,7 +69,7 @@ export class ProgressDisplay {
   }
 
   stop(): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.running) return;
     this.stopped = true;
     if (this.bar) {
       this.bar.update(this.state.records, this.payload());
@@ -76,7 +79,7 @@ export class ProgressDisplay {
   }
 
   private rate(): number {
-    const seconds = (performance.now() - this.started) / 1000;
+    const seconds = (performance.now() - this.startedAt) / 1000;
     return seconds > 0 ? this.state.records / seconds : 0;
   }
 
