@@ -28,6 +28,7 @@ import Fastify from 'fastify';
 import { pino } from 'pino';
 import postgres from 'postgres';
 import { loadConfig } from '../src/config.ts';
+import { withDatabase } from '../src/db/database.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { buildApp } from '../src/http/app.ts';
 import { listen } from '../src/http/server.ts';
@@ -95,12 +96,11 @@ async function serve(): Promise<void> {
     await drop.unsafe(`drop database if exists ${dbName} with (force)`);
     await drop.end();
   });
-  const dbUrl = new URL(adminUrl);
-  dbUrl.pathname = `/${dbName}`;
+  const dbUrl = withDatabase(adminUrl, dbName);
 
   const quiet = createLogger({ level: 'warn' });
   const env = { AUTH_MODE: 'dev', TIER_LIMITS: '{"free":{"daily":null,"monthly":null}}', ON_DB_UNAVAILABLE: 'fail' };
-  const pgStore = await openStore({ env: { ...env, DATABASE_URL: dbUrl.toString(), DATA_DIR: path.join(dir, 'pg-data') }, logger: quiet });
+  const pgStore = await openStore({ env: { ...env, DATABASE_URL: dbUrl, DATA_DIR: path.join(dir, 'pg-data') }, logger: quiet });
   const jsonStore = await openStore({ env: { ...env, DATA_DIR: path.join(dir, 'json-data') }, logger: quiet });
 
   const users = Array.from({ length: USERS }, (_, i) => `bench-user-${i}`);

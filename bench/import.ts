@@ -29,7 +29,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
-import type { Sql } from '../src/db/database.ts';
+import { type Sql, withDatabase } from '../src/db/database.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { Migrator } from '../src/schema/migrator.ts';
 import { prepareConversation, prepareUsage } from '../src/transfer/canonical.ts';
@@ -69,12 +69,6 @@ async function timed<T>(label: string, fn: () => Promise<T>): Promise<{ ms: numb
   const ms = performance.now() - started;
   process.stderr.write(`  ${label}: ${secs(ms)}\n`);
   return { ms, value };
-}
-
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
 }
 
 interface Child {

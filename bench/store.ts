@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import { DEFAULT_TIER_LIMITS, type TierLimits } from '../src/config.ts';
-import { Database, type Sql } from '../src/db/database.ts';
+import { Database, type Sql, withDatabase } from '../src/db/database.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { Migrator } from '../src/schema/migrator.ts';
 import { createPostgresStore } from '../src/store/postgres/index.ts';
@@ -98,12 +98,6 @@ async function throughput(callers: number, seconds: number, op: (caller: number,
     }),
   );
   return done / ((performance.now() - started) / 1000);
-}
-
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
 }
 
 // ---------------------------------------------------------------- PostgreSQL

@@ -202,6 +202,13 @@ export class Database {
   }
 }
 
+/** The same connection string, pointing at database `name` on the same server. */
+export function withDatabase(url: string, name: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${name}`;
+  return parsed.toString();
+}
+
 /** Connect and check the server answers, retrying with backoff for up to `waitSeconds`. */
 export async function connectDatabase(options: DatabaseOptions & { waitSeconds?: number }): Promise<Database> {
   const db = new Database(options);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Database, errorCode, type Sql } from '../db/database.ts';
+import { Database, errorCode, type Sql, withDatabase } from '../db/database.ts';
 import { PgFerryError } from '../errors.ts';
 import { type Logger, redactSecrets, silentLogger } from '../log.ts';
 import { Migrator } from './migrator.ts';
@@ -181,12 +181,6 @@ export interface VerifyOptions {
   logger?: Logger;
 }
 
-function withDatabaseName(url: string, name: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${name}`;
-  return parsed.toString();
-}
-
 async function createScratch(live: Sql, name: string): Promise<void> {
   try {
     // template0: the scratch schema is exactly what the migrations create, nothing a DBA added to template1.
@@ -228,7 +222,7 @@ export async function verifySchema(url: string, migrator: Migrator, options: Ver
     const live = await describeSchema(liveDb.sql, exclude);
     await createScratch(liveDb.sql, scratchName);
     logger.info({ scratch: scratchName, version: status.current }, 'verify: building the expected schema in a scratch database');
-    const expected = await describeScratch(withDatabaseName(url, scratchName), migrator, status.current, exclude);
+    const expected = await describeScratch(withDatabase(url, scratchName), migrator, status.current, exclude);
     const liveSet = new Set(live);
     const expectedSet = new Set(expected);
     const missing = expected.filter((line) => !liveSet.has(line));

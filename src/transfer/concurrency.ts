@@ -61,6 +61,26 @@ export class TaskLimiter {
     this.throwIfFailed();
   }
 
+  /**
+   * Run `produce` (which feeds tasks through `add`), then wait for every task
+   * already sent whatever happened — each batch commits or rolls back whole —
+   * and rethrow the first failure: the producer's, else a task's.
+   */
+  async run(produce: () => Promise<void>): Promise<void> {
+    let failure: { error: unknown } | undefined;
+    try {
+      await produce();
+    } catch (error) {
+      failure = { error };
+    }
+    try {
+      await this.drain();
+    } catch (error) {
+      failure ??= { error };
+    }
+    if (failure) throw failure.error;
+  }
+
   private throwIfFailed(): void {
     if (this.failure) throw this.failure.error;
   }

@@ -200,8 +200,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     await limiter.add(() => loadBatch(full).finally(() => full.buffer.release()));
   };
 
-  let failure: { error: unknown } | undefined;
-  try {
+  await limiter.run(async () => {
     const records = readChatRecords(scan, {
       root: options.root,
       defaultUser: options.defaultUser,
@@ -246,16 +245,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     }
     if (options.signal?.aborted) summary.interrupted = true;
     if (!summary.interrupted) await flush();
-  } catch (error) {
-    failure = { error };
-  }
-  // Whatever happened, let the batches already sent finish (each commits or rolls back whole).
-  try {
-    await limiter.drain();
-  } catch (error) {
-    failure ??= { error };
-  }
-  if (failure) throw failure.error;
+  });
 
   if (!summary.interrupted && schemaPresent) {
     for (const kind of kinds) await vanished(options, scan, kind, counts(kind), dryRun);

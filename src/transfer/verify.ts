@@ -140,8 +140,7 @@ export async function runVerify(options: VerifyOptions): Promise<VerifySummary> 
     batch = undefined;
     await limiter.add(() => compare(kind, records, bytes));
   };
-  let failure: { error: unknown } | undefined;
-  try {
+  await limiter.run(async () => {
     const records = readChatRecords(scan, {
       root: options.root,
       defaultUser: options.defaultUser,
@@ -171,15 +170,7 @@ export async function runVerify(options: VerifyOptions): Promise<VerifySummary> 
       if (limiter.failed) break;
     }
     await flush();
-  } catch (error) {
-    failure = { error };
-  }
-  try {
-    await limiter.drain();
-  } catch (error) {
-    failure ??= { error };
-  }
-  if (failure) throw failure.error;
+  });
 
   for (const kind of kinds) {
     const present = sourceKeys(scan, kind);

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { inject } from 'vitest';
-import { Database } from '../../src/db/database.ts';
-import { withDatabase } from '../setup/global-db.ts';
+import { Database, withDatabase } from '../../src/db/database.ts';
 
 export { withDatabase };
 

@@ -2,9 +2,8 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import postgres from 'postgres';
-import { Database } from '../../src/db/database.ts';
+import { Database, withDatabase } from '../../src/db/database.ts';
 import { libpqEnv } from '../../src/schema/backup.ts';
-import { withDatabase } from '../setup/global-db.ts';
 
 /**
  * Fresh databases on any PostgreSQL server given its superuser URL — the

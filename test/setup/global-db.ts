@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
-import type { Sql } from '../../src/db/database.ts';
+import { type Sql, withDatabase } from '../../src/db/database.ts';
 import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { Migrator } from '../../src/schema/migrator.ts';
 
@@ -63,10 +63,4 @@ export default async function setup(project: TestProject) {
       await stop();
     }
   };
-}
-
-export function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
 }
