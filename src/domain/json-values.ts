@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isRawNumber, numericText, parseJsonText, stringifyJsonText } from '../formats/json-text.ts';
 
 /**
  * The seed apps are Python: their JSON files contain bare `NaN`, `Infinity`
@@ -19,69 +20,17 @@ export const FLOAT_TAG = '$pgferry:float';
  */
 export const ESCAPE_TAG = '$pgferry:object';
 export const isTagKey = (key: string): boolean => key === FLOAT_TAG || key === ESCAPE_TAG;
-const SENTINEL = '\u0000pgferry:';
+/** Parse JSON as Python writes it (see formats/json-text.ts: BOM, bare NaN/±Infinity, exact numbers). */
+export const parsePythonJson = parseJsonText;
 
-/** Parse JSON as Python writes it: tolerates a UTF-8 BOM and bare NaN/±Infinity. */
-export function parsePythonJson(text: string): unknown {
-  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  if (!body.includes('NaN') && !body.includes('Infinity')) return JSON.parse(body);
-  return JSON.parse(replaceNonFiniteTokens(body), (_key, value) =>
-    typeof value === 'string' && value.startsWith(SENTINEL) ? Number(value.slice(SENTINEL.length)) : value,
-  );
-}
-
-/** Rewrite bare NaN/Infinity tokens outside strings as sentinel strings. */
-function replaceNonFiniteTokens(text: string): string {
-  let out = '';
-  let last = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text.charCodeAt(i);
-    if (inString) {
-      if (ch === 0x5c)
-        i++; // backslash: skip the escaped character
-      else if (ch === 0x22) inString = false;
-      continue;
-    }
-    if (ch === 0x22) {
-      inString = true;
-      continue;
-    }
-    let token: string | undefined;
-    if (ch === 0x4e && text.startsWith('NaN', i)) token = 'NaN';
-    else if (ch === 0x49 && text.startsWith('Infinity', i)) token = 'Infinity';
-    else if (ch === 0x2d && text.startsWith('-Infinity', i)) token = '-Infinity';
-    if (token) {
-      // The escaped form: a raw NUL is not allowed inside a JSON string.
-      out += `${text.slice(last, i)}"\\u0000pgferry:${token}"`;
-      i += token.length - 1;
-      last = i + 1;
-    }
-  }
-  return out + text.slice(last);
-}
-
-/** JSON.stringify that writes non-finite numbers bare, as Python does. */
-export function stringifyPythonJson(value: unknown, indent?: number): string {
-  let hasNonFinite = false;
-  const text = JSON.stringify(
-    value,
-    (_key, v) => {
-      if (typeof v === 'number' && !Number.isFinite(v)) {
-        hasNonFinite = true;
-        return `${SENTINEL}${String(v)}`;
-      }
-      return v;
-    },
-    indent,
-  );
-  if (!hasNonFinite) return text;
-  return text.replace(/"\\u0000pgferry:(NaN|-?Infinity)"/g, '$1');
-}
+/** JSON text as Python writes it: non-finite numbers bare, exact numbers verbatim. */
+export const stringifyPythonJson = stringifyJsonText;
 
 /** Value → JSONB-safe value (non-finite numbers tagged). Returns the input when nothing needs changing. */
 export function toJsonb(value: unknown): unknown {
   if (typeof value === 'number') return Number.isFinite(value) ? value : { [FLOAT_TAG]: String(value) };
+  if (isRawNumber(value)) return value; // JSON.stringify writes its lexeme: JSONB keeps 2.0 as 2.0
+
   if (Array.isArray(value)) {
     let changed = false;
     const mapped = value.map((item) => {
@@ -131,6 +80,7 @@ export function canonicalJson(value: unknown): string {
   if (typeof value === 'number') return Number.isFinite(value) ? JSON.stringify(value) : `{"${FLOAT_TAG}":"${value}"}`;
   if (typeof value === 'string' || typeof value === 'boolean') return JSON.stringify(value);
   if (value instanceof Date) return JSON.stringify(value.toISOString());
+  if (isRawNumber(value)) return numericText(value.rawJSON);
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (typeof value === 'object') {
     const keys = Object.keys(value)

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ESCAPE_TAG, FLOAT_TAG, isTagKey } from '../domain/json-values.ts';
+import { isRawNumber, isStorableNumber, numericText } from '../formats/json-text.ts';
 import { type ConversationRow, isStorableJson, UNSTORABLE, type UsageRow } from './validate.ts';
 
 /**
@@ -98,6 +99,8 @@ export function jsonbText(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'object') {
     if (value === null) return 'null';
+    // A number kept as its lexeme (formats/json-text.ts): as numeric prints it, scale and digits intact.
+    if (isRawNumber(value)) return numericText(value.rawJSON);
     if (Array.isArray(value)) {
       const n = value.length;
       if (n === 0) return '[]';
@@ -238,7 +241,13 @@ export function prepareConversation(row: ConversationRow, file: string, bytes: n
   const messages: PreparedConversation['messages'] = [];
   for (let i = 0; i < row.messages.length; i++) {
     const m = row.messages[i]!;
-    const json = messageJson(m);
+    let json: MessageJson;
+    try {
+      json = messageJson(m);
+    } catch (error) {
+      if (error instanceof RangeError) return `message ${i}: ${error.message}`;
+      throw error;
+    }
     for (const field of ['stage1', 'stage2', 'stage3', 'metadata'] as const) {
       const text = json[field];
       if (text !== null && !isStorableJson(text)) return `message ${i}: ${field}: ${UNSTORABLE}`;

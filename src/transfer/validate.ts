@@ -1,7 +1,7 @@
 import { TIERS, type Tier } from '../config.ts';
 import { DEFAULT_TITLE } from '../domain/conversations.ts';
 import { isValidRecordId, isValidUserId } from '../domain/ids.ts';
-import { parsePythonJson } from '../domain/json-values.ts';
+import { parseJsonText } from '../formats/json-text.ts';
 import { fileStem, fileUser, type SourceFile } from './sources/chat.ts';
 
 /**
@@ -143,60 +143,14 @@ const isObject = (value: unknown): value is Record<string, unknown> => value !==
 const describe = (value: unknown): string =>
   value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value === 'string' ? `"${value.slice(0, 40)}"` : typeof value;
 
-const FLOAT_SENTINEL = '\u0000pgferry:';
-/** A bare NaN/±Infinity where a JSON value can stand: after `:`, `,` or `[`, before `,`, `]` or `}`. */
-const BARE_NON_FINITE = /(?<=[:,[]\s*)(-?Infinity|NaN)(?=\s*[,\]}])/g;
-
-/** Sentinel strings back to numbers, in place. */
-function restoreNonFinite(value: unknown): unknown {
-  if (typeof value === 'string') return value.startsWith(FLOAT_SENTINEL) ? Number(value.slice(FLOAT_SENTINEL.length)) : value;
-  if (value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const item: unknown = value[i];
-      if ((typeof item === 'object' && item !== null) || (typeof item === 'string' && item.charCodeAt(0) === 0))
-        value[i] = restoreNonFinite(item);
-    }
-    return value;
-  }
-  const record = value as Record<string, unknown>;
-  for (const key in record) {
-    const item = record[key];
-    if ((typeof item === 'object' && item !== null) || (typeof item === 'string' && item.charCodeAt(0) === 0))
-      record[key] = restoreNonFinite(item);
-  }
-  return value;
-}
-
 /**
- * Parse a document as the Python apps write it (BOM, bare NaN/Infinity); a
- * syntax error is a rejection naming the position.
- *
- * Fast path: bare tokens in value position become sentinel strings and the
- * text goes through plain JSON.parse (no reviver, which is 3x slower). Should
- * the pattern ever match inside a string, the inserted quote ends that string
- * and the sentinel's backslash then stands outside one, which is always a
- * syntax error: the careful tokenizer of parsePythonJson decides then.
+ * Parse a document as the Python apps write it (BOM, bare NaN/Infinity,
+ * numbers kept exactly: formats/json-text.ts); a syntax error is a rejection
+ * naming the position.
  */
 export function parseDocument(text: string): { ok: true; value: unknown } | { ok: false; reason: string } {
-  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  if (body.includes('NaN') || body.includes('Infinity')) {
-    const replaced = body.replace(BARE_NON_FINITE, '"\\u0000pgferry:$1"');
-    try {
-      const value: unknown = JSON.parse(replaced);
-      return { ok: true, value: replaced === body ? value : restoreNonFinite(value) };
-    } catch {
-      // fall through to the careful parser (and its error message)
-    }
-  } else {
-    try {
-      return { ok: true, value: JSON.parse(body) };
-    } catch {
-      // fall through for the error message
-    }
-  }
   try {
-    return { ok: true, value: parsePythonJson(body) };
+    return { ok: true, value: parseJsonText(text) };
   } catch (error) {
     return { ok: false, reason: `malformed JSON: ${(error as Error).message}` };
   }

@@ -5,6 +5,7 @@ import {
   type Message,
   type UserMessage,
 } from '../../domain/conversations.ts';
+import { plainJson } from '../../formats/json-text.ts';
 import { corruptFile } from './files.ts';
 
 /**
@@ -81,12 +82,13 @@ export function toMessage(raw: Record<string, unknown>, position: number): Messa
   const message: AssistantMessage = {
     role: 'assistant',
     position,
-    stage1: raw.stage1 ?? null,
-    stage2: raw.stage2 ?? null,
-    stage3: raw.stage3 ?? null,
+    // Exact numbers (2.0, big integers) stay exact in the file; callers get plain numbers.
+    stage1: plainJson(raw.stage1 ?? null),
+    stage2: plainJson(raw.stage2 ?? null),
+    stage3: plainJson(raw.stage3 ?? null),
     createdAt,
   };
-  if (raw.metadata !== undefined && raw.metadata !== null) message.metadata = raw.metadata;
+  if (raw.metadata !== undefined && raw.metadata !== null) message.metadata = plainJson(raw.metadata);
   return message;
 }
 
