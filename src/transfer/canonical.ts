@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ESCAPE_TAG, FLOAT_TAG, isTagKey } from '../domain/json-values.ts';
-import { isRawNumber, isStorableNumber, numericText } from '../formats/json-text.ts';
+import { isRawNumber, numericText } from '../formats/json-text.ts';
 import { type ConversationRow, isStorableJson, UNSTORABLE, type UsageRow } from './validate.ts';
 
 /**
