@@ -71,7 +71,7 @@ describe('round trip', () => {
         user_id: 'user_a',
         title: 'Quirks',
         created: '2024-05-01T10:20:30.123456',
-        updated: '2024-05-01T10:20:30.123456',
+        updated: '2024-05-01T10:25:00.000001', // its last message: the file has no updated_at
         message_count: 4,
       },
       {
