@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { stringifyPythonJson } from '../domain/json-values.ts';
+import { rawNumber } from '../formats/json-text.ts';
 import { mapOrdered } from './concurrency.ts';
 
 /**
@@ -144,7 +145,7 @@ function assistantMessage(r: Rng): Record<string, unknown> {
         const unranked = roll < 0.03;
         return {
           model,
-          average_rank: unranked ? Number.NaN : roll < 0.05 ? Number.POSITIVE_INFINITY : Math.round(r.next() * 300 + 100) / 100,
+          average_rank: unranked ? Number.NaN : roll < 0.05 ? Number.POSITIVE_INFINITY : pythonFloat(Math.round(r.next() * 12 + 4) / 4),
           rankings_count: unranked ? 0 : MODELS.length,
         };
       }),
@@ -224,4 +225,9 @@ export async function writeSample(dir: string, options: SampleOptions): Promise<
     options.onUser?.(result.users, options.users);
   }
   return result;
+}
+
+/** A float as Python's json writes it: a whole number keeps its `.0` (`2.0`, which JSON.stringify would write as `2`). */
+function pythonFloat(value: number): unknown {
+  return Number.isInteger(value) ? rawNumber(`${value}.0`) : value;
 }
