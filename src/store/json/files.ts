@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parsePythonJson, stringifyPythonJson } from '../../domain/json-values.ts';
 import { PgFerryError } from '../../errors.ts';
 import { errorCode, ioError, type LockOptions, withKeyedMutex, withLockFile } from './locks.ts';
@@ -30,14 +31,47 @@ export function isDataFileName(name: string): boolean {
 
 /** Parsed content of a JSON file, or undefined when it does not exist; a file that does not parse is CORRUPT_DATA. */
 export async function readJsonFile(filePath: string): Promise<unknown> {
-  let text: string;
+  return (await readJsonFileStat(filePath))?.value;
+}
+
+/**
+ * Waits before re-reading a file that does not parse. The seed apps write
+ * with a plain open('w') + json.dump: a reader can see an empty or half-written
+ * file for a moment. ~0.5 s in all, then the file is CORRUPT_DATA.
+ */
+const REREAD_DELAYS_MS = [25, 50, 100, 150, 175];
+
+/** Parsed content and modification time of a JSON file; undefined when it does not exist. */
+export async function readJsonFileStat(filePath: string): Promise<{ value: unknown; mtimeMs: number } | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    const read = await readTextStat(filePath);
+    if (read === undefined) return undefined;
+    try {
+      return { value: parseJsonText(read.text, filePath), mtimeMs: read.mtimeMs };
+    } catch (error) {
+      const delay = REREAD_DELAYS_MS[attempt];
+      if (delay === undefined) throw error;
+      await sleep(delay);
+    }
+  }
+}
+
+async function readTextStat(filePath: string): Promise<{ text: string; mtimeMs: number } | undefined> {
+  let handle: FileHandle;
   try {
-    text = await readFile(filePath, 'utf8');
+    handle = await open(filePath, 'r');
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return undefined;
     throw ioError('read', filePath, error);
   }
-  return parseJsonText(text, filePath);
+  try {
+    const stat = await handle.stat();
+    return { text: await handle.readFile('utf8'), mtimeMs: stat.mtimeMs };
+  } catch (error) {
+    throw ioError('read', filePath, error);
+  } finally {
+    await handle.close();
+  }
 }
 
 export function parseJsonText(text: string, filePath: string): unknown {
