@@ -90,14 +90,21 @@ export function styleAmong(...values: unknown[]): TimestampStyle {
   return APP_STYLE;
 }
 
-/** Epoch microseconds in a style (UTC). Epoch style gives a number of seconds. */
+/** Epoch microseconds in a style (UTC), as Python's isoformat() would write it. Epoch style gives a number of seconds. */
 export function formatTimestamp(us: number, style: TimestampStyle = APP_STYLE): string | number {
   if (style.kind === 'epoch') return us / 1e6;
   const ms = Math.floor(us / 1000);
   const iso = new Date(ms).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
   if (style.kind === 'date') return iso.slice(0, 10);
   const micro = String(us - ms * 1000).padStart(3, '0');
-  const fraction = style.fraction === 0 ? '' : style.fraction === 3 ? iso.slice(19, 23) : `${iso.slice(19, 23)}${micro}`;
+  // Python's isoformat() writes no fraction at all when the microsecond is 0.
+  const whole = us % 1_000_000 === 0;
+  const fraction =
+    style.fraction === 0 || (whole && style.fraction === 6)
+      ? ''
+      : style.fraction === 3
+        ? iso.slice(19, 23)
+        : `${iso.slice(19, 23)}${micro}`;
   return `${iso.slice(0, 10)}${style.separator}${iso.slice(11, 19)}${fraction}${style.zone}`;
 }
 
