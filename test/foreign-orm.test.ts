@@ -144,7 +144,8 @@ describe("seed 001's SQLAlchemy models on pgferry's tables", () => {
 /** The conversation as the chat app's file (seed 001's storage.py shape), from pgferry's store. */
 async function exportConversation(userId: string, id: string, file: string): Promise<void> {
   const c = await store.conversations.get(userId, id);
-  const naive = (iso: string) => iso.replace('Z', '000');
+  // The app's naive UTC timestamps with microseconds; a message without one has none.
+  const naive = (iso: string | null) => (iso === null ? undefined : iso.replace('Z', '000'));
   await writeJsonFileAtomic(file, {
     id: c.id,
     user_id: userId,
