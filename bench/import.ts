@@ -235,7 +235,7 @@ async function perRow(url: string, dir: string): Promise<{ rows: number; message
     rows++;
     for (let i = 0; i < c.messages.length; i++) {
       const m = c.messages[i]!;
-      await sql`insert into messages (conversation_id, position, role, content, stage1, stage2, stage3, metadata, created_at)
+      await sql`insert into messages (conversation_id, position, role, content, stage1_data, stage2_data, stage3_data, metadata, created_at)
                 values (${c.key}, ${i}, ${m.role}, ${m.content}, ${m.json.stage1}::text::jsonb, ${m.json.stage2}::text::jsonb,
                         ${m.json.stage3}::text::jsonb, ${m.json.metadata}::text::jsonb, ${formatTimestampUs(m.createdUs)}::text::timestamptz)`;
       rows++;
@@ -298,7 +298,7 @@ async function main() {
         '-c',
         `\\copy conversations (id, user_id, title, created_at, updated_at, message_count) from '${tsv.conversations}'`,
         '-c',
-        `\\copy messages (conversation_id, position, role, content, stage1, stage2, stage3, metadata, created_at) from '${tsv.messages}'`,
+        `\\copy messages (conversation_id, position, role, content, stage1_data, stage2_data, stage3_data, metadata, created_at) from '${tsv.messages}'`,
         '-c',
         `\\copy usage (user_id, tier, daily_used, monthly_used, total_queries, last_reset_daily, last_reset_monthly) from '${tsv.usage}'`,
       ]);

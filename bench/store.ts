@@ -129,7 +129,7 @@ async function seedPostgres(sql: Sql): Promise<void> {
            ${MESSAGES_PER_CONVERSATION}
       from generate_series(0, ${USERS - 1}) u, generate_series(0, ${CONVERSATIONS_PER_USER - 1}) c`;
   await sql`
-    insert into messages (conversation_id, position, role, content, stage1, stage2, stage3, metadata)
+    insert into messages (conversation_id, position, role, content, stage1_data, stage2_data, stage3_data, metadata)
     select c.id, p, case when p % 2 = 0 then 'user' else 'assistant' end,
            case when p % 2 = 0 then repeat('How do I migrate JSON files to PostgreSQL? ', 5) end,
            case when p % 2 = 1 then jsonb_build_array(
@@ -157,10 +157,10 @@ function bareQueries(sql: Sql) {
       returning position, created_at`,
     get: (userId: string, id: string, limit: number) => sql`
       select c.id, c.user_id, c.title, c.created_at, c.updated_at, c.message_count,
-             m.position, m.role, m.content, m.stage1, m.stage2, m.stage3, m.metadata, m.created_at as message_created_at
+             m.position, m.role, m.content, m.stage1_data, m.stage2_data, m.stage3_data, m.metadata, m.created_at as message_created_at
         from conversations c
         left join lateral (
-              select position, role, content, stage1, stage2, stage3, metadata, created_at
+              select position, role, content, stage1_data, stage2_data, stage3_data, metadata, created_at
                 from messages where conversation_id = c.id and position >= ${0}
                order by position limit ${limit + 1}) m on true
        where c.id = ${id} and c.user_id = ${userId}

@@ -328,7 +328,7 @@ async function dumpTables(t: TestDatabase): Promise<string> {
     select id, user_id, title, created_at::text as created, updated_at::text as updated, message_count, xmin::text as version
       from conversations order by id`;
   const messages = await sql`
-    select id::text as id, conversation_id, position, role, content, stage1::text as s1, stage2::text as s2, stage3::text as s3,
+    select id::text as id, conversation_id, position, role, content, stage1_data::text as s1, stage2_data::text as s2, stage3_data::text as s3,
            metadata::text as meta, created_at::text as created, xmin::text as version
       from messages order by conversation_id, position`;
   const usage =
@@ -409,7 +409,7 @@ describe('pgferry import / verify on real-format and hostile data', () => {
     for (const c of seeds) {
       const messages = await sql<
         { position: number; role: string; content: string | null; stage1: unknown; stage2: unknown; stage3: unknown; metadata: unknown }[]
-      >`select position, role, content, stage1, stage2, stage3, metadata from messages where conversation_id = ${c.doc.id} order by position`;
+      >`select position, role, content, stage1_data as stage1, stage2_data as stage2, stage3_data as stage3, metadata from messages where conversation_id = ${c.doc.id} order by position`;
       expect(messages, c.file).toEqual(
         c.doc.messages.map((m, position) =>
           m.role === 'user'
@@ -733,7 +733,7 @@ describe('pgferry import / verify on real-format and hostile data', () => {
       const [conversation] = await t.db.sql`select title from conversations where id = 'injection'`;
       expect(conversation?.title).toBe(INJECTION_TITLE);
       const messages = await t.db
-        .sql`select position, content, stage1, stage3 from messages where conversation_id = 'injection' order by position`;
+        .sql`select position, content, stage1_data as stage1, stage3_data as stage3 from messages where conversation_id = 'injection' order by position`;
       expect(messages).toEqual([
         { position: 0, content: INJECTION_CONTENT, stage1: null, stage3: null },
         { position: 1, content: '', stage1: null, stage3: null },

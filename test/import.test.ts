@@ -102,7 +102,7 @@ describe('round trip', () => {
 
     const messages = await sql<
       { position: number; role: string; content: string | null; stage1: unknown; stage3: unknown; metadata: unknown; created: string }[]
-    >`select position, role, content, stage1, stage3, metadata, to_char(created_at, 'YYYY-MM-DD"T"HH24:MI:SS.US') as created
+    >`select position, role, content, stage1_data as stage1, stage3_data as stage3, metadata, to_char(created_at, 'YYYY-MM-DD"T"HH24:MI:SS.US') as created
         from messages where conversation_id = 'conv-a1' order by position`;
     expect(messages.map((m) => m.position)).toEqual([0, 1, 2, 3]);
     expect(messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant']);
@@ -126,7 +126,7 @@ describe('round trip', () => {
     expect(messages[3]!.metadata).toBeNull();
     const [a2] = await sql<
       { metadata: unknown; stage1: unknown }[]
-    >`select metadata, stage1 from messages where conversation_id = 'conv-a2' and position = 1`;
+    >`select metadata, stage1_data as stage1 from messages where conversation_id = 'conv-a2' and position = 1`;
     expect(a2!.metadata).toEqual({});
     expect(a2!.stage1).toEqual([{ model: 'm1', response: 'ça va' }]);
 

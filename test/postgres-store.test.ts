@@ -402,7 +402,7 @@ describe('conversations', () => {
     expect(messages[1]).toMatchObject({ role: 'user', content: big });
     // Stored as tagged JSONB, not as strings or nulls.
     const [row] = await testDb.db.sql`
-      select stage3 -> 'confidence' as c, jsonb_typeof(stage1) as t from messages where conversation_id = ${id} and position = 0`;
+      select stage3_data -> 'confidence' as c, jsonb_typeof(stage1_data) as t from messages where conversation_id = ${id} and position = 0`;
     expect(row).toEqual({ c: { '$pgferry:float': 'NaN' }, t: 'array' });
   });
 

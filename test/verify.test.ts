@@ -85,8 +85,8 @@ describe('verify', () => {
 
   it('catches a change inside stage data (JSONB)', async () => {
     const result = await tampered(
-      `update messages set stage3 = jsonb_set(stage3, '{response}', '"forged"') where conversation_id = 'conv-a1' and position = 1`,
-      `update messages set stage3 = jsonb_set(stage3, '{response}', '"final"') where conversation_id = 'conv-a1' and position = 1`,
+      `update messages set stage3_data = jsonb_set(stage3_data, '{response}', '"forged"') where conversation_id = 'conv-a1' and position = 1`,
+      `update messages set stage3_data = jsonb_set(stage3_data, '{response}', '"final"') where conversation_id = 'conv-a1' and position = 1`,
     );
     expect(result.code).toBe(1);
     expect(result.report).toEqual([expect.objectContaining({ problem: 'different', record: 'conv-a1', reason: 'message 1 differs' })]);

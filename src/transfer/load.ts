@@ -87,7 +87,7 @@ interface LogRow {
   error: string | null;
 }
 
-const MESSAGE_COLUMNS = 'conversation_id, position, role, content, stage1, stage2, stage3, metadata, created_at';
+const MESSAGE_COLUMNS = 'conversation_id, position, role, content, stage1_data, stage2_data, stage3_data, metadata, created_at';
 
 /**
  * A conversation ready to write: its head, and its messages already encoded
@@ -120,7 +120,7 @@ export function encodeConversation(p: PreparedConversation, method: LoadMethod):
     const parts = p.messages.map(
       (m, i) =>
         `{"conversation_id":${id},"position":${i},"role":"${m.role}","content":${JSON.stringify(m.content)},` +
-        `"stage1":${m.json.stage1 ?? 'null'},"stage2":${m.json.stage2 ?? 'null'},"stage3":${m.json.stage3 ?? 'null'},` +
+        `"stage1_data":${m.json.stage1 ?? 'null'},"stage2_data":${m.json.stage2 ?? 'null'},"stage3_data":${m.json.stage3 ?? 'null'},` +
         `"metadata":${m.json.metadata ?? 'null'},"created_at":"${formatTimestampUs(m.createdUs)}"}`,
     );
     return { ...head, payload: parts.join(',') };
@@ -347,8 +347,9 @@ export class ChatLoader {
   }
 
   private async writeConversationsDirect(tx: TransactionSql, changed: readonly ConversationLoad[], replaced: string[]): Promise<void> {
-    await this.upsertConversationsFromArrays(tx, changed);
+    // Old messages go first: the schema's delete trigger recounts message_count, which the upsert then sets.
     if (replaced.length > 0) await tx`delete from messages where conversation_id = any(${replaced}::text[])`;
+    await this.upsertConversationsFromArrays(tx, changed);
     if (this.method === 'json') {
       await tx`
         insert into messages (${tx.unsafe(MESSAGE_COLUMNS)})
@@ -357,7 +358,7 @@ export class ChatLoader {
           .map((r) => r.payload as string)
           .join(',')}]`}::text::json) as x(
           conversation_id text, position int, role text, content text,
-          stage1 jsonb, stage2 jsonb, stage3 jsonb, metadata jsonb, created_at timestamptz)`;
+          stage1_data jsonb, stage2_data jsonb, stage3_data jsonb, metadata jsonb, created_at timestamptz)`;
       return;
     }
     const writable = await tx.unsafe(`copy messages (${MESSAGE_COLUMNS}) from stdin with (format binary)`).writable();
@@ -372,7 +373,7 @@ export class ChatLoader {
     await tx`
       create temporary table pgferry_stage_messages (
         conversation_id text, position int, role text, content text,
-        stage1 jsonb, stage2 jsonb, stage3 jsonb, metadata jsonb, created_at timestamptz
+        stage1_data jsonb, stage2_data jsonb, stage3_data jsonb, metadata jsonb, created_at timestamptz
       ) on commit drop`;
     await pipeline(
       Readable.from(conversationCopyChunks(changed), { objectMode: false }),
@@ -392,8 +393,8 @@ export class ChatLoader {
       insert into messages (${tx.unsafe(MESSAGE_COLUMNS)})
       select ${tx.unsafe(MESSAGE_COLUMNS)} from pgferry_stage_messages
       on conflict (conversation_id, position) do update set
-        role = excluded.role, content = excluded.content, stage1 = excluded.stage1, stage2 = excluded.stage2,
-        stage3 = excluded.stage3, metadata = excluded.metadata, created_at = excluded.created_at`;
+        role = excluded.role, content = excluded.content, stage1_data = excluded.stage1_data, stage2_data = excluded.stage2_data,
+        stage3_data = excluded.stage3_data, metadata = excluded.metadata, created_at = excluded.created_at`;
     // A conversation that got shorter loses its trailing messages (only those that existed can have any;
     // the join goes through the (conversation_id, position) index, never a scan of all messages).
     if (replaced.length === 0) return;

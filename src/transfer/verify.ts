@@ -231,7 +231,7 @@ async function compareConversations(
       hashes.clear();
       current = undefined;
       await sql<DbMessage[]>`
-        select conversation_id, role, content, stage1::text, stage2::text, stage3::text, metadata::text
+        select conversation_id, role, content, stage1_data::text as stage1, stage2_data::text as stage2, stage3_data::text as stage3, metadata::text
           from messages where conversation_id = any(${keys}::text[])
          order by conversation_id, position`.cursor(500, (rows) => {
         for (const m of rows) {
@@ -264,7 +264,7 @@ async function compareConversations(
       await db.run(
         'verify.difference',
         (sql) => sql<DbMessage[]>`
-          select conversation_id, role, content, stage1::text, stage2::text, stage3::text, metadata::text
+          select conversation_id, role, content, stage1_data::text as stage1, stage2_data::text as stage2, stage3_data::text as stage3, metadata::text
             from messages where conversation_id = ${record.key} order by position`,
         { idempotent: true },
       )

@@ -202,11 +202,11 @@ export class PostgresConversations implements ConversationRepository {
         select c.id, c.user_id, c.title, c.message_count,
                to_char(c.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
                to_char(c.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso,
-               m.position, m.role, m.content, m.stage1, m.stage2, m.stage3, m.metadata,
+               m.position, m.role, m.content, m.stage1_data as stage1, m.stage2_data as stage2, m.stage3_data as stage3, m.metadata,
                to_char(m.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as message_created_iso
           from conversations c
           left join lateral (
-                select position, role, content, stage1, stage2, stage3, metadata, created_at
+                select position, role, content, stage1_data, stage2_data, stage3_data, metadata, created_at
                   from messages
                  where conversation_id = c.id and position >= ${from}
                  order by position
@@ -279,7 +279,7 @@ export class PostgresConversations implements ConversationRepository {
            where id = ${id} and user_id = ${userId}
           returning id, message_count, updated_at
         )
-        insert into messages (conversation_id, position, role, content, stage1, stage2, stage3, metadata, created_at)
+        insert into messages (conversation_id, position, role, content, stage1_data, stage2_data, stage3_data, metadata, created_at)
         select c.id, c.message_count - 1, ${message.role}, ${message.content ?? null},
                ${jsonb(sql, message.stage1)}, ${jsonb(sql, message.stage2)}, ${jsonb(sql, message.stage3)}, ${jsonb(sql, message.metadata)},
                c.updated_at
