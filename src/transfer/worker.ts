@@ -105,7 +105,8 @@ async function workerMain(job: EngineJob): Promise<void> {
     if (message.type === 'abort') controller.abort();
   });
   const logger = createLogger({ level: job.logLevel });
-  const report = new ProblemReport(job.reportFile);
+  // A report file that stops taking writes (disk full) stops the run like Ctrl-C; close() then throws its error.
+  const report = new ProblemReport(job.reportFile, { onFailure: () => controller.abort() });
   const db = await connectDatabase({
     url: job.url,
     pool: { max: job.command === 'verify' ? job.jobs * 2 + 1 : job.jobs + 1, idleSeconds: 30, connectTimeoutSeconds: 10 },

@@ -2,7 +2,6 @@ import path from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Config } from '../../config.ts';
 import { isValidUserId } from '../../domain/ids.ts';
-import { PgFerryError } from '../../errors.ts';
 import { writeBackup } from '../../transfer/backup.ts';
 import type { ImportSummary } from '../../transfer/import.ts';
 import { LOAD_METHODS, type LoadMethod } from '../../transfer/load.ts';
@@ -112,14 +111,7 @@ export async function prepareTransfer(flags: { from: string; to?: string; report
   const overrides: Partial<Config> = flags.to === undefined ? {} : { databaseUrl: flags.to };
   const ctx = makeContext(overrides);
   const url = checkTargetUrl(ctx.config.databaseUrl);
-  if (flags.report) {
-    await checkWritable(flags.report).catch((error: Error) => {
-      throw new PgFerryError(
-        'CONFIG_ERROR',
-        `--report ${flags.report}: cannot write (${(error as NodeJS.ErrnoException).code ?? error.message})`,
-      );
-    });
-  }
+  if (flags.report) await checkWritable(flags.report);
   return { root, ctx, url };
 }
 
