@@ -160,11 +160,9 @@ async function importCommand(flags: ImportFlags): Promise<number> {
         batchSize: flags.batch,
         jobs: flags.jobs,
         prune: flags.prune,
-        tierLimits: ctx.config.tierLimits,
+        config: ctx.config,
         method: flags.loadMethod,
         reportFile: flags.report,
-        logLevel: ctx.config.logLevel,
-        statementTimeoutMs: Math.max(ctx.config.statementTimeoutMs, 600_000),
         commitDelayMs: Number.isFinite(commitDelay) ? commitDelay : 0,
       },
       {
