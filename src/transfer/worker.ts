@@ -37,7 +37,6 @@ export interface EngineJob {
   config: Config;
   method?: LoadMethod;
   reportFile?: string;
-  commitDelayMs?: number;
 }
 
 export interface EngineResult<S> {
@@ -134,7 +133,6 @@ async function workerMain(job: EngineJob): Promise<void> {
             tierLimits: job.config.tierLimits,
             method: job.method,
             signal: controller.signal,
-            commitDelayMs: job.commitDelayMs,
           })
         : await runVerify(common);
     await report.close();

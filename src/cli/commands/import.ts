@@ -148,7 +148,6 @@ async function importCommand(flags: ImportFlags): Promise<number> {
   });
   try {
     if (!flags.dryRun) unlock = await lockImport(target.db);
-    const commitDelay = Number(process.env.PGFERRY_TEST_COMMIT_DELAY_MS ?? 0);
     const { summary, problems } = await runInWorker(
       {
         command: 'import',
@@ -163,7 +162,6 @@ async function importCommand(flags: ImportFlags): Promise<number> {
         config: ctx.config,
         method: flags.loadMethod,
         reportFile: flags.report,
-        commitDelayMs: Number.isFinite(commitDelay) ? commitDelay : 0,
       },
       {
         signal: controller.signal,
