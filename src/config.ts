@@ -56,7 +56,13 @@ export interface Config {
     secretAccessKey: string | undefined;
     endpoint: string | undefined;
   };
-  http: { host: string; port: number; bodyLimitBytes: number };
+  http: {
+    host: string;
+    port: number;
+    bodyLimitBytes: number;
+    /** Origins allowed to call the API from a browser (CORS): `*`, a list, or none (CORS off). */
+    corsOrigins: '*' | string[];
+  };
   uploadsStorePath: string | undefined;
 }
 
@@ -101,6 +107,38 @@ function readDatabaseUrl(env: Env): string | undefined {
     fail('DATABASE_URL', 'a valid URL', '<redacted>');
   }
   return raw;
+}
+
+/**
+ * `CORS_ORIGINS`: `*`, or comma-separated origins such as
+ * `https://app.example.com,http://localhost:5173`; unset means CORS is off.
+ * Each origin is normalised the way browsers send it (lower-case host, no
+ * default port, no trailing slash) so a listed origin always matches.
+ */
+export function parseCorsOrigins(raw: string | undefined): '*' | string[] {
+  if (raw === undefined || raw.trim() === '') return [];
+  if (raw.trim() === '*') return '*';
+  const accepted =
+    '"*" or comma-separated origins such as https://app.example.com,http://localhost:5173 (scheme, host, optional port; no path)';
+  const origins = raw
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean);
+  return [
+    ...new Set(
+      origins.map((origin) => {
+        let url: URL;
+        try {
+          url = new URL(origin);
+        } catch {
+          return fail('CORS_ORIGINS', accepted, origin);
+        }
+        const bare = url.pathname === '/' && !url.search && !url.hash && !url.username && !url.password;
+        if (!/^https?:$/.test(url.protocol) || !bare || !/^https?:\/\//i.test(origin)) fail('CORS_ORIGINS', accepted, origin);
+        return url.origin;
+      }),
+    ),
+  ];
 }
 
 const limitValue = z.union([z.number().int().nonnegative(), z.null()]);
@@ -174,6 +212,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       host: env.HOST || '127.0.0.1',
       port: readInt(env, 'PORT', 8080, 0, 65_535),
       bodyLimitBytes: readInt(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 1_073_741_824),
+      corsOrigins: parseCorsOrigins(env.CORS_ORIGINS),
     },
     uploadsStorePath: env.USER_UPLOADS_STORE || undefined,
     ...overrides,
@@ -206,5 +245,11 @@ export function describeConfig(config: Config): Record<string, unknown> {
             ? 'jwt (HS256 secret)'
             : 'jwt (not configured)',
     objectStorage: config.s3.bucket ? `s3 (${config.s3.bucket})` : 'local files',
+    cors: describeCors(config.http.corsOrigins),
   };
+}
+
+function describeCors(origins: Config['http']['corsOrigins']): string {
+  if (origins === '*') return 'any origin (*)';
+  return origins.length === 0 ? 'off' : origins.join(', ');
 }

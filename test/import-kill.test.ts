@@ -12,8 +12,10 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
  * with tables identical to an uninterrupted run's, with no duplicates; Ctrl-C
  * finishes the batches in flight and exits cleanly, saying how to resume.
  *
- * PGFERRY_TEST_COMMIT_DELAY_MS holds each batch's transaction open after its
- * writes, so a kill timed after a commit lands inside the next transaction.
+ * To widen the window between a batch's writes and its COMMIT, the test
+ * gives its own database a trigger that sleeps once per import_log write (the
+ * last statement of every batch transaction): a kill timed after a commit
+ * lands inside the next transaction. Nothing in pgferry knows about it.
  */
 
 let tmp: string;
@@ -39,6 +41,22 @@ afterAll(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
+/** Hold every batch transaction open for `ms` after its writes, before COMMIT (PostgreSQL-side; 0 removes the hold). */
+async function holdCommits(db: TestDatabase, ms: number): Promise<void> {
+  await db.db.sql.unsafe(`
+    create or replace function test_hold_commit() returns trigger language plpgsql as $$
+    begin
+      perform pg_sleep(tg_argv[0]::float8);
+      return null;
+    end $$;
+    drop trigger if exists test_hold_commit on import_log;`);
+  if (ms > 0) {
+    await db.db.sql.unsafe(
+      `create trigger test_hold_commit after insert on import_log for each statement execute function test_hold_commit('${ms / 1000}')`,
+    );
+  }
+}
+
 interface Run {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -51,15 +69,12 @@ interface Run {
  * `signal` after `delayMs` (inside the next batch's transaction when the delay
  * is shorter than the commit delay).
  */
-function importUntil(
-  url: string,
-  options: { afterCommits: number; delayMs: number; signal: NodeJS.Signals; commitDelayMs: number },
-): Promise<Run> {
+function importUntil(url: string, options: { afterCommits: number; delayMs: number; signal: NodeJS.Signals }): Promise<Run> {
   return new Promise((resolve, reject) => {
     const { DATABASE_URL: _ignored, ...env } = process.env;
     const child = spawn(process.execPath, [BIN, 'import', '--from', dir, '--to', url, ...BATCH], {
       cwd: REPO,
-      env: { ...env, LOG_LEVEL: 'debug', PGFERRY_TEST_COMMIT_DELAY_MS: String(options.commitDelayMs) },
+      env: { ...env, LOG_LEVEL: 'debug' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -121,8 +136,9 @@ describe('kill -9 and resume', () => {
       { afterCommits: 3, delayMs: 50 },
     ];
     let killed = 0;
+    await holdCommits(db, 200);
     for (const moment of moments) {
-      const run = await importUntil(db.url, { ...moment, signal: 'SIGKILL', commitDelayMs: 200 });
+      const run = await importUntil(db.url, { ...moment, signal: 'SIGKILL' });
       if (run.signal === 'SIGKILL') killed++;
       await expectConsistent(db);
     }
@@ -131,6 +147,7 @@ describe('kill -9 and resume', () => {
     const [partial] = await db.db.sql<{ n: number }[]>`select count(*)::int as n from import_log`;
     expect(partial!.n).toBeGreaterThan(0);
 
+    await holdCommits(db, 0);
     const final = await runCli(['import', '--from', dir, '--to', db.url, ...BATCH]);
     expect(final.code, final.stdout + final.stderr).toBe(0);
     expect(final.stdout).toMatch(/unchanged/);
@@ -153,7 +170,8 @@ describe('Ctrl-C', () => {
   });
 
   it('finishes the batches in flight, exits 130 and says how to resume; the re-run completes', async () => {
-    const run = await importUntil(db.url, { afterCommits: 1, delayMs: 50, signal: 'SIGINT', commitDelayMs: 300 });
+    await holdCommits(db, 300);
+    const run = await importUntil(db.url, { afterCommits: 1, delayMs: 50, signal: 'SIGINT' });
     expect(run.signal).toBeNull();
     expect(run.code).toBe(130);
     expect(run.stdout).toMatch(/Interrupted: the batches in flight were committed\. Run the same command again to resume/);
@@ -162,6 +180,7 @@ describe('Ctrl-C', () => {
     expect(partial!.n).toBeGreaterThan(0);
     expect(partial!.n).toBeLessThan(28);
 
+    await holdCommits(db, 0);
     const resumed = await runCli(['import', '--from', dir, '--to', db.url, ...BATCH]);
     expect(resumed.code, resumed.stdout + resumed.stderr).toBe(0);
     expect(await dumpTables(db.db.sql, { portable: true })).toEqual(referenceDump);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { Config } from '../config.ts';
@@ -100,6 +101,42 @@ async function coerceQueryIntegers(request: FastifyRequest): Promise<void> {
   }
 }
 
+/**
+ * Browsers and the app's frontend send `content-type: application/json` on a
+ * POST or DELETE that has no body; the API says no body is fine there, so an
+ * empty JSON body is parsed as no body. Fastify's own parser answers 400
+ * FST_ERR_CTP_EMPTY_JSON_BODY; anything non-empty still goes through it
+ * (malformed JSON and `__proto__` keys stay 400).
+ */
+function acceptEmptyJsonBody(app: App): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body.length === 0) done(null, undefined);
+    else parseJson(request, body as string, done);
+  });
+}
+
+/** Headers a browser script may read from an answer (it sees only the safelisted ones otherwise). */
+const EXPOSED_HEADERS = ['x-request-id', 'location', 'retry-after', 'www-authenticate'];
+
+/**
+ * CORS for browsers calling the API from another origin (CORS_ORIGINS).
+ * Off by default: without it a browser refuses cross-origin answers, which
+ * is the safe default. Credentials (cookies) are not allowed: the API
+ * authenticates with a bearer token, which a script sends explicitly.
+ */
+async function registerCors(app: App, origins: Config['http']['corsOrigins']): Promise<void> {
+  if (origins !== '*' && origins.length === 0) return;
+  await app.register(cors, {
+    origin: origins === '*' ? '*' : origins,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    exposedHeaders: EXPOSED_HEADERS,
+    credentials: false,
+    maxAge: 600,
+  });
+}
+
 export async function buildApp(options: BuildAppOptions): Promise<App> {
   const { store, config } = options;
   const logger = options.logger ?? silentLogger;
@@ -121,6 +158,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   }) as unknown as App;
 
   // ---- plugins ----
+  await registerCors(app, config.http.corsOrigins);
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -149,6 +187,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   });
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
   app.removeContentTypeParser('text/plain');
+  acceptEmptyJsonBody(app);
 
   // ---- decorators ----
   app.decorateRequest('principal', null as unknown as Principal);

@@ -1,6 +1,6 @@
 import { type Config, type Env, loadConfig } from '../config.ts';
-import { connectDatabase, type Database } from '../db/database.ts';
-import { resolveDatabaseUrl } from '../db/embedded.ts';
+import { openDatabase } from '../db/connect.ts';
+import type { Database } from '../db/database.ts';
 import { PgFerryError } from '../errors.ts';
 import { createLogger, type Logger, redactSecrets, redactUrl } from '../log.ts';
 import { Migrator } from '../schema/migrator.ts';
@@ -50,20 +50,10 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
   }
 
   let db: Database;
-  let stopEmbedded: () => Promise<void> = async () => {};
+  let stopEmbedded: () => Promise<void>;
   try {
-    const resolved = await resolveDatabaseUrl(config.databaseUrl, config.dataDir, logger);
-    stopEmbedded = resolved.stop;
-    db = await connectDatabase({
-      url: resolved.url,
-      pool: config.pool,
-      statementTimeoutMs: config.statementTimeoutMs,
-      slowQueryMs: config.slowQueryMs,
-      logger,
-      waitSeconds: config.pool.connectTimeoutSeconds,
-    });
+    ({ db, stopServer: stopEmbedded } = await openDatabase(config, { role: 'app', logger }));
   } catch (error) {
-    await stopEmbedded().catch(() => {});
     const reason = redactSecrets(error instanceof Error ? error.message : String(error));
     if (config.onDbUnavailable === 'fallback') {
       logger.error(

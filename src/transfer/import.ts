@@ -52,7 +52,6 @@ export interface ImportOptions {
   onStart?: (totals: { records: number; bytes: number }) => void;
   onProgress?: (state: ProgressState) => void;
   signal?: AbortSignal;
-  commitDelayMs?: number;
 }
 
 export interface KindSummary {
@@ -111,7 +110,6 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     dryRun,
     schemaPresent,
     tierLimits: options.tierLimits,
-    commitDelayMs: options.commitDelayMs,
   });
   const scan = await scanChatSource(options.root, { kinds });
   const summary: ImportSummary = {

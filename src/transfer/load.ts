@@ -1,6 +1,5 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { TierLimits } from '../config.ts';
 import type { Database, Sql, TransactionSql } from '../db/database.ts';
 import type { PreparedConversation, PreparedUsage } from './canonical.ts';
@@ -62,12 +61,6 @@ export interface LoaderOptions {
   /** False when the database has no pgferry schema yet (dry run on a fresh database): everything is new. */
   schemaPresent?: boolean;
   tierLimits: TierLimits;
-  /**
-   * Testing aid (PGFERRY_TEST_COMMIT_DELAY_MS): wait this long inside each
-   * batch's transaction, after the writes and before COMMIT, so a kill test
-   * can land between the two.
-   */
-  commitDelayMs?: number;
 }
 
 interface Prior {
@@ -258,7 +251,6 @@ export class ChatLoader {
         for (const r of changed) result.messages += r.messageCount;
       }
       await this.writeLog(tx, 'conversations', logRows(records, decisions, prior, rejections));
-      if (this.options.commitDelayMs) await sleep(this.options.commitDelayMs);
       return result;
     });
   }
@@ -291,7 +283,6 @@ export class ChatLoader {
             last_reset_daily = excluded.last_reset_daily, last_reset_monthly = excluded.last_reset_monthly, updated_at = now()`;
       }
       await this.writeLog(tx, 'usage', logRows(records, decisions, prior, rejections));
-      if (this.options.commitDelayMs) await sleep(this.options.commitDelayMs);
       return result;
     });
   }

@@ -1,6 +1,6 @@
 import type { Config } from '../config.ts';
-import { connectDatabase, type Database } from '../db/database.ts';
-import { resolveDatabaseUrl } from '../db/embedded.ts';
+import { openDatabase } from '../db/connect.ts';
+import type { Database } from '../db/database.ts';
 import { PgFerryError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { Migrator } from '../schema/migrator.ts';
@@ -36,26 +36,11 @@ export async function openTarget(options: {
   connections: number;
   migrate: boolean;
 }): Promise<Target> {
-  const resolved = await resolveDatabaseUrl(options.url, options.config.dataDir, options.logger);
-  let db: Database;
-  try {
-    db = await connectDatabase({
-      url: resolved.url,
-      pool: { ...options.config.pool, max: Math.max(2, options.connections) },
-      // A batch of a few thousand messages takes seconds; allow for slow disks.
-      statementTimeoutMs: Math.max(options.config.statementTimeoutMs, 600_000),
-      slowQueryMs: Math.max(options.config.slowQueryMs, 60_000),
-      logger: options.logger,
-      applicationName: 'pgferry transfer',
-    });
-  } catch (error) {
-    await resolved.stop();
-    throw error;
-  }
-  const close = async () => {
-    await db.close();
-    await resolved.stop();
-  };
+  // Batch statements take seconds: the transfer role allows for slow disks (src/db/connect.ts).
+  const { db, url, close } = await openDatabase(
+    { ...options.config, databaseUrl: options.url },
+    { role: 'transfer', logger: options.logger, connections: Math.max(2, options.connections) },
+  );
   if (options.migrate) {
     try {
       await new Migrator(db.sql, { logger: options.logger }).up();
@@ -64,7 +49,7 @@ export async function openTarget(options: {
       throw error;
     }
   }
-  return { db, url: resolved.url, close };
+  return { db, url, close };
 }
 
 /** One import at a time per database: a session advisory lock held for the run (released if the process dies). */

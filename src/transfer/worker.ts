@@ -1,6 +1,6 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import type { TierLimits } from '../config.ts';
-import { connectDatabase } from '../db/database.ts';
+import type { Config } from '../config.ts';
+import { connectWithConfig } from '../db/connect.ts';
 import { PgFerryError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { type ImportSummary, runImport } from './import.ts';
@@ -33,12 +33,10 @@ export interface EngineJob {
   batchSize: number;
   jobs: number;
   prune?: boolean;
-  tierLimits: TierLimits;
+  /** The command's configuration: the worker connects with its pool, timeouts and slow-query threshold, and logs at its level. */
+  config: Config;
   method?: LoadMethod;
   reportFile?: string;
-  logLevel: string;
-  statementTimeoutMs: number;
-  commitDelayMs?: number;
 }
 
 export interface EngineResult<S> {
@@ -104,14 +102,13 @@ async function workerMain(job: EngineJob): Promise<void> {
   port.on('message', (message: { type: string }) => {
     if (message.type === 'abort') controller.abort();
   });
-  const logger = createLogger({ level: job.logLevel });
-  const report = new ProblemReport(job.reportFile);
-  const db = await connectDatabase({
-    url: job.url,
-    pool: { max: job.command === 'verify' ? job.jobs * 2 + 1 : job.jobs + 1, idleSeconds: 30, connectTimeoutSeconds: 10 },
-    statementTimeoutMs: job.statementTimeoutMs,
-    slowQueryMs: 60_000,
+  const logger = createLogger({ level: job.config.logLevel });
+  // A report file that stops taking writes (disk full) stops the run like Ctrl-C; close() then throws its error.
+  const report = new ProblemReport(job.reportFile, { onFailure: () => controller.abort() });
+  const db = await connectWithConfig(job.config, job.url, {
+    role: 'transfer',
     logger,
+    connections: job.command === 'verify' ? job.jobs * 2 + 1 : job.jobs + 1,
     applicationName: `pgferry ${job.command}`,
   });
   try {
@@ -133,10 +130,9 @@ async function workerMain(job: EngineJob): Promise<void> {
             ...common,
             dryRun: job.dryRun,
             prune: job.prune,
-            tierLimits: job.tierLimits,
+            tierLimits: job.config.tierLimits,
             method: job.method,
             signal: controller.signal,
-            commitDelayMs: job.commitDelayMs,
           })
         : await runVerify(common);
     await report.close();

@@ -1,6 +1,6 @@
 import { type Command, InvalidArgumentError } from 'commander';
-import { connectDatabase, type Database } from '../../db/database.ts';
-import { resolveDatabaseUrl } from '../../db/embedded.ts';
+import { openDatabase } from '../../db/connect.ts';
+import type { Database } from '../../db/database.ts';
 import { PgFerryError } from '../../errors.ts';
 import { backupDatabase } from '../../schema/backup.ts';
 import { type MigrationStatus, Migrator, type PlannedStep } from '../../schema/migrator.ts';
@@ -48,25 +48,12 @@ export const MISSING_DATABASE_URL =
 export async function withSession<T>(ctx: CommandContext, work: (session: DbSession) => Promise<T>): Promise<T> {
   const configured = ctx.config.databaseUrl;
   if (!configured) throw new PgFerryError('CONFIG_ERROR', MISSING_DATABASE_URL, { variable: 'DATABASE_URL' });
-  const resolved = await resolveDatabaseUrl(configured, ctx.config.dataDir, ctx.logger);
+  // The admin role: migrations may legitimately run for minutes (index builds), so no statement_timeout.
+  const { db, url, close } = await openDatabase(ctx.config, { role: 'admin', logger: ctx.logger, connections: 3 });
   try {
-    const db = await connectDatabase({
-      url: resolved.url,
-      pool: { max: 3, idleSeconds: 5, connectTimeoutSeconds: ctx.config.pool.connectTimeoutSeconds },
-      // Migrations may legitimately run for minutes (index builds); the app's statement_timeout does not apply.
-      statementTimeoutMs: 0,
-      slowQueryMs: ctx.config.slowQueryMs,
-      logger: ctx.logger,
-      waitSeconds: ctx.config.pool.connectTimeoutSeconds,
-      applicationName: 'pgferry-cli',
-    });
-    try {
-      return await work({ ctx, db, url: resolved.url, migrator: new Migrator(db.sql, { logger: ctx.logger }) });
-    } finally {
-      await db.close();
-    }
+    return await work({ ctx, db, url, migrator: new Migrator(db.sql, { logger: ctx.logger }) });
   } finally {
-    await resolved.stop();
+    await close();
   }
 }
 

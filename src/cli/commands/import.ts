@@ -2,7 +2,6 @@ import path from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Config } from '../../config.ts';
 import { isValidUserId } from '../../domain/ids.ts';
-import { PgFerryError } from '../../errors.ts';
 import { writeBackup } from '../../transfer/backup.ts';
 import type { ImportSummary } from '../../transfer/import.ts';
 import { LOAD_METHODS, type LoadMethod } from '../../transfer/load.ts';
@@ -112,14 +111,7 @@ export async function prepareTransfer(flags: { from: string; to?: string; report
   const overrides: Partial<Config> = flags.to === undefined ? {} : { databaseUrl: flags.to };
   const ctx = makeContext(overrides);
   const url = checkTargetUrl(ctx.config.databaseUrl);
-  if (flags.report) {
-    await checkWritable(flags.report).catch((error: Error) => {
-      throw new PgFerryError(
-        'CONFIG_ERROR',
-        `--report ${flags.report}: cannot write (${(error as NodeJS.ErrnoException).code ?? error.message})`,
-      );
-    });
-  }
+  if (flags.report) await checkWritable(flags.report);
   return { root, ctx, url };
 }
 
@@ -156,7 +148,6 @@ async function importCommand(flags: ImportFlags): Promise<number> {
   });
   try {
     if (!flags.dryRun) unlock = await lockImport(target.db);
-    const commitDelay = Number(process.env.PGFERRY_TEST_COMMIT_DELAY_MS ?? 0);
     const { summary, problems } = await runInWorker(
       {
         command: 'import',
@@ -168,12 +159,9 @@ async function importCommand(flags: ImportFlags): Promise<number> {
         batchSize: flags.batch,
         jobs: flags.jobs,
         prune: flags.prune,
-        tierLimits: ctx.config.tierLimits,
+        config: ctx.config,
         method: flags.loadMethod,
         reportFile: flags.report,
-        logLevel: ctx.config.logLevel,
-        statementTimeoutMs: Math.max(ctx.config.statementTimeoutMs, 600_000),
-        commitDelayMs: Number.isFinite(commitDelay) ? commitDelay : 0,
       },
       {
         signal: controller.signal,

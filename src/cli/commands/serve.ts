@@ -50,6 +50,7 @@ export async function serve(flags: ServeFlags): Promise<number> {
       mode: store.mode,
       auth: config.auth.mode === 'dev' ? 'dev (X-User-Id)' : config.auth.jwksUrl ? 'jwt (JWKS)' : 'jwt (HS256)',
       bodyLimitBytes: config.http.bodyLimitBytes,
+      cors: config.http.corsOrigins === '*' || config.http.corsOrigins.length > 0 ? config.http.corsOrigins : 'off',
     },
     `pgferry serve: listening on ${server.url} (storage ${store.backend}, mode ${store.mode}); API docs at ${server.url}/docs`,
   );

@@ -58,10 +58,8 @@ async function verifyCommand(flags: VerifyFlags): Promise<number> {
         defaultUser: flags.defaultUser,
         batchSize: flags.batch,
         jobs: flags.jobs,
-        tierLimits: ctx.config.tierLimits,
+        config: ctx.config,
         reportFile: flags.report,
-        logLevel: ctx.config.logLevel,
-        statementTimeoutMs: Math.max(ctx.config.statementTimeoutMs, 600_000),
       },
       { onStart: (totals) => progress.start(totals.records, totals.bytes), onProgress: (state) => progress.update(state) },
     );
