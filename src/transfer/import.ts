@@ -3,7 +3,7 @@ import { type Database, isConnectionError } from '../db/database.ts';
 import { PgFerryError } from '../errors.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { TaskLimiter } from './concurrency.ts';
-import { selectKinds } from './kinds/index.ts';
+import { selectKinds, summaryOrder } from './kinds/index.ts';
 import type { KindDescriptor, KindRecord } from './kinds/types.ts';
 import { BatchBuffer, type BatchResult, BufferPool, Loader, type LoadMethod, type Rejection } from './load.ts';
 import type { ProgressState } from './progress.ts';
@@ -121,7 +121,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   const scan = await scanSource(options.root, kinds);
   const kindOf = new Map(kinds.map((k) => [k.name, k]));
   const summary: ImportSummary = {
-    kinds: Object.fromEntries(kinds.map((k) => [k.name, emptyKind()])),
+    kinds: Object.fromEntries(summaryOrder(kinds, options.kinds).map((name) => [name, emptyKind()])),
     messages: 0,
     bytes: 0,
     elapsedMs: 0,

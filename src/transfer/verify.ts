@@ -1,7 +1,7 @@
 import type { Database } from '../db/database.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { TaskLimiter } from './concurrency.ts';
-import { selectKinds } from './kinds/index.ts';
+import { selectKinds, summaryOrder } from './kinds/index.ts';
 import type { KindDescriptor, KindRecord, VerifyContext, VerifyItem } from './kinds/types.ts';
 import { childRows } from './load.ts';
 import type { ProgressState } from './progress.ts';
@@ -74,7 +74,12 @@ export async function runVerify(options: VerifyOptions): Promise<VerifySummary> 
   const db = options.db;
   const scan = await scanSource(options.root, kinds);
   const summary: VerifySummary = {
-    kinds: Object.fromEntries(kinds.map((k) => [k.name, { source: 0, matched: 0, missing: 0, different: 0, extra: 0, unreadable: 0 }])),
+    kinds: Object.fromEntries(
+      summaryOrder(kinds, options.kinds).map((name) => [
+        name,
+        { source: 0, matched: 0, missing: 0, different: 0, extra: 0, unreadable: 0 },
+      ]),
+    ),
     messages: 0,
     bytes: 0,
     elapsedMs: 0,

@@ -5,7 +5,7 @@ import { isValidUserId } from '../../domain/ids.ts';
 import { PgFerryError } from '../../errors.ts';
 import { writeBackup } from '../../transfer/backup.ts';
 import type { ImportSummary } from '../../transfer/import.ts';
-import { allKinds, kindNames, selectKinds } from '../../transfer/kinds/index.ts';
+import { allKinds, kindNamed, kindNames, selectKinds } from '../../transfer/kinds/index.ts';
 import { LOAD_METHODS, type LoadMethod } from '../../transfer/load.ts';
 import { ProgressDisplay } from '../../transfer/progress.ts';
 import { checkWritable } from '../../transfer/report.ts';
@@ -45,7 +45,8 @@ export function parseKinds(value: string): string[] {
 /** What the engine thread needs to know of the chosen kinds: their names and the modules that define them. */
 export function kindJob(only: readonly string[] | undefined): { kinds: string[]; kindModules: string[] } {
   const kinds = selectKinds(only);
-  return { kinds: kinds.map((k) => k.name), kindModules: kinds.map((k) => k.module) };
+  // Names as given (the summary lists them in that order); the engine scans in registry order.
+  return { kinds: only ? [...only] : kinds.map((k) => k.name), kindModules: kinds.map((k) => k.module) };
 }
 
 export function parseUser(value: string): string {
@@ -138,7 +139,7 @@ async function importCommand(flags: ImportFlags): Promise<number> {
 
   if (flags.backup) {
     const started = performance.now();
-    const folders = selectKinds(kinds.kinds).flatMap((k) => k.folders);
+    const folders = kinds.kinds.flatMap((name) => kindNamed(name).folders);
     const backup = await writeBackup(root, folders, flags.backup);
     ctx.out(
       `backup: ${backup.file} — ${backup.files.toLocaleString('en-US')} files, ${(backup.bytes / 1_048_576).toFixed(1)} MB ` +

@@ -56,6 +56,11 @@ export function selectKinds(names?: readonly string[]): KindDescriptor[] {
   return registry.filter((k) => names.includes(k.name));
 }
 
+/** Summary rows: in the order the kinds were asked for (`--only usage,conversations`), else registry order. */
+export function summaryOrder(kinds: readonly KindDescriptor[], asked: readonly string[] | undefined): string[] {
+  return asked === undefined ? kinds.map((k) => k.name) : [...new Set(asked)];
+}
+
 /** The kind named `name`; it must be registered (the engine only meets names it scanned). */
 export function kindNamed(name: string): KindDescriptor {
   const kind = registry.find((k) => k.name === name);
