@@ -33,8 +33,9 @@ import { type Sql, withDatabase } from '../src/db/database.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { Migrator } from '../src/schema/migrator.ts';
 import { prepareConversation, prepareUsage } from '../src/transfer/canonical.ts';
+import { selectKinds } from '../src/transfer/kinds/index.ts';
 import { writeSample } from '../src/transfer/sample.ts';
-import { scanChatSource, sourcePath } from '../src/transfer/sources/chat.ts';
+import { scanSource, sourcePath } from '../src/transfer/source.ts';
 import { formatTimestampUs, parseDocument, validateConversation, validateUsage } from '../src/transfer/validate.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
@@ -177,7 +178,7 @@ async function preconvert(dir: string, out: string): Promise<{ conversations: st
   const put = async (stream: ReturnType<typeof createWriteStream>, line: string) => {
     if (!stream.write(line)) await once(stream, 'drain');
   };
-  const scan = await scanChatSource(dir);
+  const scan = await scanSource(dir, selectKinds());
   for (const file of scan.files) {
     const parsed = parseDocument(await readFile(sourcePath(dir, file), 'utf8'));
     if (!parsed.ok) continue;
@@ -217,7 +218,7 @@ async function preconvert(dir: string, out: string): Promise<{ conversations: st
 /** One INSERT and one commit per row (autocommit), as the seed apps' scripts do, for every 20th conversation. */
 async function perRow(url: string, dir: string): Promise<{ rows: number; messages: number; ms: number }> {
   const sql = postgres(url, { max: 1, onnotice: () => {}, connection: { TimeZone: 'UTC' } });
-  const scan = await scanChatSource(dir, { kinds: ['conversations'] });
+  const scan = await scanSource(dir, selectKinds(['conversations']));
   const sample = [...scan.files].filter((_, i) => i % SAMPLE_EVERY === 0);
   let rows = 0;
   let messages = 0;

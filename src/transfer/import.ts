@@ -2,18 +2,20 @@ import type { TierLimits } from '../config.ts';
 import { type Database, isConnectionError } from '../db/database.ts';
 import { PgFerryError } from '../errors.ts';
 import { type Logger, silentLogger } from '../log.ts';
-import type { PreparedUsage } from './canonical.ts';
 import { TaskLimiter } from './concurrency.ts';
-import { BatchBuffer, type BatchResult, BufferPool, ChatLoader, type ConversationLoad, type LoadMethod, type Rejection } from './load.ts';
+import { selectKinds, summaryOrder } from './kinds/index.ts';
+import type { KindDescriptor, KindRecord } from './kinds/types.ts';
+import { BatchBuffer, type BatchResult, BufferPool, Loader, type LoadMethod, type Rejection } from './load.ts';
 import type { ProgressState } from './progress.ts';
-import { readChatRecords, sourceKeys } from './records.ts';
+import { readRecords, sourceKeys } from './records.ts';
 import type { ProblemReport } from './report.ts';
-import { CHAT_KINDS, type ChatKind, type ChatScan, LOG_KIND, scanChatSource } from './sources/chat.ts';
+import { type SourceScan, scanSource } from './source.ts';
 
 /**
- * `pgferry import` for the chat app: scan → read (bounded concurrency) →
- * validate and hash → load in batches (up to `jobs` transactions at once) →
- * report records whose source is gone (and prune them when asked).
+ * `pgferry import`: scan → read (bounded concurrency) → validate and hash →
+ * load in batches (up to `jobs` transactions at once) → report records whose
+ * source is gone (and prune them when asked). Every step that depends on what
+ * a record is goes through its kind's descriptor (kinds/).
  *
  * Memory stays bounded: at most `jobs` batches in flight plus the one being
  * filled and the read-ahead window; the whole corpus is never held. What does
@@ -28,7 +30,8 @@ export interface ImportOptions {
   /** The source root, already resolved (resolveSourceRoot). */
   root: string;
   db: Database;
-  kinds?: readonly ChatKind[];
+  /** Kind names (registry order is kept); default: every registered kind. */
+  kinds?: readonly string[];
   defaultUser?: string;
   dryRun?: boolean;
   /** Records per batch (default 500). */
@@ -68,7 +71,9 @@ export interface KindSummary {
 }
 
 export interface ImportSummary {
-  kinds: Partial<Record<ChatKind, KindSummary>>;
+  /** Per kind name, in registry order. */
+  kinds: Record<string, KindSummary>;
+  /** Child rows written (the chat app's messages). */
   messages: number;
   bytes: number;
   elapsedMs: number;
@@ -81,8 +86,8 @@ export interface ImportSummary {
 const emptyKind = (): KindSummary => ({ read: 0, inserted: 0, updated: 0, unchanged: 0, rejected: 0, warnings: 0, vanished: 0, pruned: 0 });
 
 interface Batch {
-  kind: ChatKind;
-  records: Array<ConversationLoad | PreparedUsage>;
+  kind: KindDescriptor;
+  records: KindRecord[];
   rejections: Rejection[];
   bytes: number;
   /** Where this batch's COPY payloads live (pooled chunks, given back when the batch is done). */
@@ -92,7 +97,7 @@ interface Batch {
 export async function runImport(options: ImportOptions): Promise<ImportSummary> {
   const started = performance.now();
   const logger = options.logger ?? silentLogger;
-  const kinds = options.kinds ?? CHAT_KINDS;
+  const kinds = selectKinds(options.kinds);
   const batchSize = options.batchSize ?? 500;
   const batchBytes = options.batchBytes ?? 4 * 1024 * 1024;
   const dryRun = options.dryRun ?? false;
@@ -105,15 +110,16 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       'the database has no pgferry schema: run `pgferry db up` (import runs it itself unless --dry-run)',
     );
   }
-  const loader = new ChatLoader(options.db, {
+  const loader = new Loader(options.db, {
     method: options.method,
     dryRun,
     schemaPresent,
-    tierLimits: options.tierLimits,
+    settings: { defaultUser: options.defaultUser, tierLimits: options.tierLimits },
   });
-  const scan = await scanChatSource(options.root, { kinds });
+  const scan = await scanSource(options.root, kinds);
+  const kindOf = new Map(kinds.map((k) => [k.name, k]));
   const summary: ImportSummary = {
-    kinds: Object.fromEntries(kinds.map((k) => [k, emptyKind()])),
+    kinds: Object.fromEntries(summaryOrder(kinds, options.kinds).map((name) => [name, emptyKind()])),
     messages: 0,
     bytes: 0,
     elapsedMs: 0,
@@ -122,16 +128,16 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     method: loader.method,
     ignoredFiles: scan.ignored,
   };
-  const counts = (kind: ChatKind) => summary.kinds[kind]!;
+  const counts = (kind: string) => summary.kinds[kind]!;
   const totalRecords = scan.files.length + scan.problems.filter((p) => p.severity === 'error').length;
   options.onStart?.({ records: totalRecords, bytes: scan.totalBytes });
   const progress: ProgressState = { records: 0, totalRecords, bytes: 0, totalBytes: scan.totalBytes, messages: 0 };
 
   // Entries that are not readable records (symlinks leading out, unreadable directories).
-  const scanRejections = new Map<ChatKind, Rejection[]>();
+  const scanRejections = new Map<string, Rejection[]>();
   for (const problem of scan.problems) {
     report?.add({
-      kind: LOG_KIND[problem.kind],
+      kind: kindOf.get(problem.kind)!.logKind,
       file: problem.rel,
       record: problem.key,
       reason: problem.reason,
@@ -148,11 +154,11 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     list.push({ kind: problem.kind, key: null, file: problem.rel, reason: problem.reason });
     scanRejections.set(problem.kind, list);
   }
-  for (const [kind, rejections] of scanRejections) await loader.rejectionsOnly(kind, rejections);
+  for (const [kind, rejections] of scanRejections) await loader.rejectionsOnly(kindOf.get(kind)!, rejections);
 
   const limiter = new TaskLimiter(Math.max(1, options.jobs ?? 2));
-  const apply = (kind: ChatKind, result: BatchResult) => {
-    const c = counts(kind);
+  const apply = (kind: KindDescriptor, result: BatchResult) => {
+    const c = counts(kind.name);
     c.inserted += result.inserted;
     c.updated += result.updated;
     c.unchanged += result.unchanged;
@@ -161,22 +167,22 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
 
   const loadBatch = async (batch: Batch): Promise<void> => {
     try {
-      apply(batch.kind, await loadOne(loader, batch));
+      apply(batch.kind, await loader.batch(batch.kind, batch.records, batch.rejections));
     } catch (error) {
       if (error instanceof PgFerryError || isConnectionError(error) || batch.records.length + batch.rejections.length <= 1) throw error;
       // The database refused the batch (a value it cannot take): load record by
       // record so only the offending ones are rejected, with the server's reason.
-      logger.warn({ kind: batch.kind, records: batch.records.length, err: error }, 'batch refused; retrying record by record');
-      const c = counts(batch.kind);
+      logger.warn({ kind: batch.kind.name, records: batch.records.length, err: error }, 'batch refused; retrying record by record');
+      const c = counts(batch.kind.name);
       for (const record of batch.records) {
         try {
-          apply(batch.kind, await loadOne(loader, { ...batch, records: [record], rejections: [] }));
+          apply(batch.kind, await loader.batch(batch.kind, [record], []));
         } catch (recordError) {
           if (recordError instanceof PgFerryError || isConnectionError(recordError)) throw recordError;
           const reason = `the database refused the record: ${(recordError as Error).message}`;
           c.rejected++;
-          report?.add({ kind: LOG_KIND[batch.kind], file: record.file, record: record.key, reason, severity: 'error' });
-          await loader.rejectionsOnly(batch.kind, [{ kind: batch.kind, key: record.key, file: record.file, reason }]);
+          report?.add({ kind: batch.kind.logKind, file: record.file, record: record.key, reason, severity: 'error' });
+          await loader.rejectionsOnly(batch.kind, [{ kind: batch.kind.name, key: record.key, file: record.file, reason }]);
         }
       }
       await loader.rejectionsOnly(batch.kind, batch.rejections);
@@ -185,7 +191,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     progress.bytes += batch.bytes;
     progress.messages = summary.messages;
     options.onProgress?.({ ...progress });
-    logger.debug({ kind: batch.kind, records: batch.records.length, rejected: batch.rejections.length }, 'batch committed');
+    logger.debug({ kind: batch.kind.name, records: batch.records.length, rejected: batch.rejections.length }, 'batch committed');
   };
 
   const pool = new BufferPool();
@@ -199,9 +205,9 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   };
 
   await limiter.run(async () => {
-    const records = readChatRecords(scan, {
+    const records = readRecords(scan, {
       root: options.root,
-      defaultUser: options.defaultUser,
+      settings: { defaultUser: options.defaultUser },
       readConcurrency: options.readConcurrency,
       encode: loader.method,
       workers: options.readers ?? 0,
@@ -211,32 +217,32 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
         summary.interrupted = true;
         break;
       }
-      if (batch && batch.kind !== record.kind) await flush();
-      batch ??= { kind: record.kind, records: [], rejections: [], bytes: 0, buffer: new BatchBuffer(pool) };
+      if (batch && batch.kind.name !== record.kind) await flush();
+      batch ??= { kind: kindOf.get(record.kind)!, records: [], rejections: [], bytes: 0, buffer: new BatchBuffer(pool) };
       const c = counts(record.kind);
+      const logKind = batch.kind.logKind;
       c.read++;
       summary.bytes += record.file.size;
       batch.bytes += record.file.size;
-      const key = 'rejection' in record ? record.rejection.key : 'usage' in record ? record.usage.key : record.conversation.key;
+      const key = 'rejection' in record ? record.rejection.key : record.record.key;
       for (const warning of record.warnings) {
         c.warnings++;
-        report?.add({ kind: LOG_KIND[record.kind], file: record.file.rel, record: key, reason: warning, severity: 'warning' });
+        report?.add({ kind: logKind, file: record.file.rel, record: key, reason: warning, severity: 'warning' });
       }
       if ('rejection' in record) {
         c.rejected++;
         report?.add({
-          kind: LOG_KIND[record.kind],
+          kind: logKind,
           file: record.file.rel,
           record: key,
           reason: record.rejection.reason,
           severity: 'error',
         });
         batch.rejections.push(record.rejection);
-      } else if ('usage' in record) batch.records.push(record.usage);
-      else {
-        const conversation = record.conversation;
-        const payload = Buffer.isBuffer(conversation.payload) ? batch.buffer.add(conversation.payload) : conversation.payload;
-        batch.records.push({ ...conversation, payload });
+      } else {
+        // A Buffer payload may be a view of a reader's scratch buffer: copied into the batch's pooled chunks.
+        const loaded = record.record;
+        batch.records.push(Buffer.isBuffer(loaded.payload) ? { ...loaded, payload: batch.buffer.add(loaded.payload) } : loaded);
       }
       if (batch.records.length + batch.rejections.length >= batchSize || batch.bytes >= batchBytes) await flush();
       if (limiter.failed) break;
@@ -246,16 +252,10 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   });
 
   if (!summary.interrupted && schemaPresent) {
-    for (const kind of kinds) await vanished(options, scan, kind, counts(kind), dryRun);
+    for (const kind of kinds) await vanished(options, loader, scan, kind, counts(kind.name), dryRun);
   }
   summary.elapsedMs = performance.now() - started;
   return summary;
-}
-
-async function loadOne(loader: ChatLoader, batch: Batch): Promise<BatchResult> {
-  return batch.kind === 'conversations'
-    ? loader.conversations(batch.records as ConversationLoad[], batch.rejections)
-    : loader.usage(batch.records as PreparedUsage[], batch.rejections);
 }
 
 async function hasSchema(db: Database): Promise<boolean> {
@@ -271,14 +271,21 @@ async function hasSchema(db: Database): Promise<boolean> {
 
 /**
  * Records imported earlier whose source file is gone: reported, and with
- * --prune deleted (a conversation's messages go with it) and logged as pruned.
+ * --prune deleted (the kind's `load.prune`) and logged as pruned.
  */
-async function vanished(options: ImportOptions, scan: ChatScan, kind: ChatKind, counts: KindSummary, dryRun: boolean): Promise<void> {
+async function vanished(
+  options: ImportOptions,
+  loader: Loader,
+  scan: SourceScan,
+  kind: KindDescriptor,
+  counts: KindSummary,
+  dryRun: boolean,
+): Promise<void> {
   const present = sourceKeys(scan, kind);
   const gone: Array<{ key: string; source: string }> = [];
   await options.db.sql<{ record_key: string; source: string }[]>`
     select record_key, source from import_log
-     where kind = ${LOG_KIND[kind]} and content_hash is not null and status <> 'pruned'
+     where kind = ${kind.logKind} and content_hash is not null and status <> 'pruned'
      order by record_key`.cursor(1000, (rows) => {
     for (const row of rows) if (!present.has(row.record_key)) gone.push({ key: row.record_key, source: row.source });
   });
@@ -286,7 +293,7 @@ async function vanished(options: ImportOptions, scan: ChatScan, kind: ChatKind, 
   const prune = options.prune === true && !dryRun;
   for (const item of gone) {
     options.report?.add({
-      kind: LOG_KIND[kind],
+      kind: kind.logKind,
       file: item.source,
       record: item.key,
       reason: prune
@@ -298,13 +305,7 @@ async function vanished(options: ImportOptions, scan: ChatScan, kind: ChatKind, 
   if (!prune) return;
   for (let i = 0; i < gone.length; i += 1000) {
     const keys = gone.slice(i, i + 1000).map((g) => g.key);
-    await options.db.transaction('import.prune', async (tx) => {
-      if (kind === 'conversations') await tx`delete from conversations where id = any(${keys}::text[])`;
-      else await tx`delete from usage where user_id = any(${keys}::text[])`;
-      await tx`
-        update import_log set status = 'pruned', content_hash = null, error = null, imported_at = now()
-         where kind = ${LOG_KIND[kind]} and record_key = any(${keys}::text[])`;
-    });
+    await loader.prune(kind, keys);
     counts.pruned += keys.length;
   }
 }

@@ -1,9 +1,10 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { loadKindModules } from './kinds/index.ts';
 import { type Duplicate, type ReadRecord, type ReadRecordsOptions, readRecordsHere } from './records.ts';
-import type { SourceFile } from './sources/chat.ts';
+import type { SourceFile } from './source.ts';
 
 /**
- * Reader threads: files go out in chunks, records (hashes, heads, encoded
+ * Reader threads: files go out in chunks, records (hashes, keys, encoded
  * COPY payloads) come back, and the caller sees them in file order as if read
  * on its own thread. A chunk is small (a few MB of source), and at most two
  * per thread are in flight, so memory stays bounded. Like the engine worker,
@@ -111,14 +112,15 @@ export async function* readRecordsInWorkers(
 
 async function readerMain(data: ReaderData): Promise<void> {
   const port = parentPort!;
+  const kindsLoaded = loadKindModules(data.options.kindModules);
+  kindsLoaded.catch(() => {}); // reported with the first chunk
   port.on('message', async (request: ChunkRequest) => {
     try {
+      await kindsLoaded;
       const records: ReadRecord[] = [];
       for await (const record of readRecordsHere(request.files, new Map(request.duplicates), data.options)) {
         // An encoded payload is a view of a scratch buffer: copy it before reading on.
-        if ('conversation' in record && Buffer.isBuffer(record.conversation.payload)) {
-          record.conversation.payload = Buffer.from(record.conversation.payload);
-        }
+        if ('record' in record && Buffer.isBuffer(record.record.payload)) record.record.payload = Buffer.from(record.record.payload);
         records.push(record);
       }
       port.postMessage({ id: request.id, records } satisfies ChunkReply);

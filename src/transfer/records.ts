@@ -1,61 +1,86 @@
 import os from 'node:os';
-import { isValidRecordId, isValidUserId } from '../domain/ids.ts';
-import { type PreparedConversation, type PreparedUsage, prepareConversation, prepareUsage } from './canonical.ts';
-import { type ConversationLoad, encodeConversation, type LoadMethod, type Rejection } from './load.ts';
+import { kindNamed } from './kinds/index.ts';
+import type { KindDescriptor, KindRecord, ReadSettings } from './kinds/types.ts';
+import type { LoadMethod, Rejection } from './load.ts';
 import { readRecordsInWorkers } from './read-workers.ts';
-import { type ChatKind, type ChatScan, fileStem, findDuplicateKeys, readSourceFiles, type SourceFile } from './sources/chat.ts';
-import { parseDocument, type ValidateOptions, validateConversation, validateUsage } from './validate.ts';
+import { readSourceFiles, type SourceFile, type SourceScan } from './source.ts';
+import { parseDocument } from './validate.ts';
 
 /**
- * Source files → prepared records (validated, canonical hash computed) or
- * rejections, in file order. Import and verify both read through here, so
- * they accept, reject and hash exactly the same way.
+ * Source files → prepared records (validated, canonical hash computed, and
+ * encoded for loading) or rejections, in file order. Import and verify both
+ * read through here, so they accept, reject and hash exactly the same way.
+ * What a record is, is its kind's business (KindDescriptor.prepare).
  */
 
-type SourceRecord =
-  | { kind: 'conversations'; file: SourceFile; prepared: PreparedConversation; warnings: string[] }
-  | { kind: 'usage'; file: SourceFile; prepared: PreparedUsage; warnings: string[] }
-  | { kind: ChatKind; file: SourceFile; rejection: Rejection; warnings: string[] };
-
-/**
- * What readers hand to import and verify. A conversation arrives as a
- * ConversationLoad: head, hash and message count, plus its messages encoded
- * for loading (import) or an empty payload (verify only compares hashes).
- */
+/** What readers hand to import and verify; `kind` is the kind's name. */
 export type ReadRecord =
-  | { kind: 'conversations'; file: SourceFile; conversation: ConversationLoad; warnings: string[] }
-  | { kind: 'usage'; file: SourceFile; usage: PreparedUsage; warnings: string[] }
-  | { kind: ChatKind; file: SourceFile; rejection: Rejection; warnings: string[] };
+  | { kind: string; file: SourceFile; record: KindRecord; warnings: string[] }
+  | { kind: string; file: SourceFile; rejection: Rejection; warnings: string[] };
 
-export interface ReadRecordsOptions extends ValidateOptions {
+export interface ReadRecordsOptions {
   /** The source root the files' paths are relative to. */
   root: string;
+  settings: ReadSettings;
   readConcurrency?: number;
-  /** Encode conversations' messages for this load method; null: hashes only (verify). */
+  /** Encode records for this load method; null: hashes only (verify). */
   encode: LoadMethod | null;
   /** Reader threads (default: one per spare core, at most 4); 0 reads on the calling thread. */
   workers?: number;
+  /** Modules of the kinds being read (KindDescriptor.module): reader threads load them. */
+  kindModules: string[];
 }
 
 export interface Duplicate {
   key: string;
   reason: string;
-  /** import_log.source for the id: the first copy. */
+  /** import_log.source for the key: the first copy. */
   source: string;
 }
 
 /**
- * Files whose conversation id also appears in another file. Every copy gets
- * the same reason (naming all of them), so the one import_log row for the id
- * comes out the same whichever copy writes it.
+ * Files of one kind that name the same key. Every copy gets the same reason
+ * (naming all of them), so the one import_log row for the key comes out the
+ * same whichever copy writes it; neither copy is imported: which one is
+ * right is a person's decision.
  */
-export function duplicateReasons(scan: ChatScan): Map<string, Duplicate> {
+export function duplicateReasons(scan: SourceScan): Map<string, Duplicate> {
+  const seen = new Set<string>();
+  const duplicated = new Set<string>();
+  const kinds = new Map(scan.kinds.map((k) => [k.name, k]));
+  const id = (file: SourceFile) => `${file.kind}\u0000${kinds.get(file.kind)!.fileKey(file)}`;
+  for (const file of scan.files) {
+    const key = id(file);
+    if (seen.has(key)) duplicated.add(key);
+    else seen.add(key);
+  }
   const reasons = new Map<string, Duplicate>();
-  for (const [key, files] of findDuplicateKeys(scan.files)) {
-    const reason = `conversation id ${JSON.stringify(key)} is in ${files.length} files (${files.map((f) => f.rel).join(', ')}): neither copy imported (keep one and re-run)`;
+  if (duplicated.size === 0) return reasons;
+  const copies = new Map<string, SourceFile[]>();
+  for (const file of scan.files) {
+    const key = id(file);
+    if (duplicated.has(key)) copies.set(key, [...(copies.get(key) ?? []), file]);
+  }
+  for (const files of copies.values()) {
+    const kind = kinds.get(files[0]!.kind)!;
+    const key = kind.fileKey(files[0]!);
+    const reason = `${kind.keyLabel} ${JSON.stringify(key)} is in ${files.length} files (${files.map((f) => f.rel).join(', ')}): neither copy imported (keep one and re-run)`;
     for (const file of files) reasons.set(file.rel, { key, reason, source: files[0]!.rel });
   }
   return reasons;
+}
+
+/**
+ * Read the whole scan in file order, on reader threads when there is more
+ * than one core (parsing and hashing are the CPU-heavy part of both import
+ * and verify, and run beside the thread that talks to the database).
+ */
+export async function* readRecords(scan: SourceScan, options: Omit<ReadRecordsOptions, 'kindModules'>): AsyncGenerator<ReadRecord> {
+  const duplicates = duplicateReasons(scan);
+  const full: ReadRecordsOptions = { ...options, kindModules: scan.kinds.map((k) => k.module) };
+  const workers = options.workers ?? Math.min(4, Math.max(1, os.availableParallelism() - 1));
+  if (workers <= 0 || scan.files.length < 64) yield* readRecordsHere(scan.files, duplicates, full);
+  else yield* readRecordsInWorkers(scan.files, duplicates, full, workers);
 }
 
 /** Read, validate and hash `files` on this thread. */
@@ -64,49 +89,11 @@ export async function* readRecordsHere(
   duplicates: ReadonlyMap<string, Duplicate>,
   options: ReadRecordsOptions,
 ): AsyncGenerator<ReadRecord> {
-  for await (const record of prepareRecords(files, duplicates, options)) {
-    if ('rejection' in record || record.kind === 'usage') {
-      yield 'prepared' in record
-        ? { kind: 'usage', file: record.file, usage: record.prepared as PreparedUsage, warnings: record.warnings }
-        : record;
-      continue;
-    }
-    const prepared = record.prepared as PreparedConversation;
-    const conversation: ConversationLoad =
-      options.encode === null
-        ? {
-            key: prepared.key,
-            file: prepared.file,
-            hash: prepared.hash,
-            row: prepared.row,
-            messageCount: prepared.messages.length,
-            payload: '',
-          }
-        : encodeConversation(prepared, options.encode);
-    yield { kind: 'conversations', file: record.file, conversation, warnings: record.warnings };
-  }
-}
-
-/**
- * Read the whole scan in file order, on reader threads when there is more
- * than one core (parsing and hashing are the CPU-heavy part of both import
- * and verify, and run beside the thread that talks to the database).
- */
-export async function* readChatRecords(scan: ChatScan, options: ReadRecordsOptions): AsyncGenerator<ReadRecord> {
-  const duplicates = duplicateReasons(scan);
-  const workers = options.workers ?? Math.min(4, Math.max(1, os.availableParallelism() - 1));
-  if (workers <= 0 || scan.files.length < 64) yield* readRecordsHere(scan.files, duplicates, options);
-  else yield* readRecordsInWorkers(scan.files, duplicates, options, workers);
-}
-
-async function* prepareRecords(
-  files: Iterable<SourceFile>,
-  duplicates: ReadonlyMap<string, Duplicate>,
-  options: ReadRecordsOptions,
-): AsyncGenerator<SourceRecord> {
+  const context = { settings: options.settings, encode: options.encode };
   for await (const read of readSourceFiles(options.root, files, options.readConcurrency ?? 8)) {
     const file = read.file;
-    const reject = (key: string | null, reason: string, warnings: string[] = [], source?: string): SourceRecord => ({
+    const kind = kindNamed(file.kind);
+    const reject = (key: string | null, reason: string, warnings: string[] = [], source?: string): ReadRecord => ({
       kind: file.kind,
       file,
       rejection: { kind: file.kind, key, file: file.rel, reason, ...(source ? { source } : {}) },
@@ -118,35 +105,24 @@ async function* prepareRecords(
       continue;
     }
     if (read.text === undefined) {
-      yield reject(keyOf(file), read.error ?? 'unreadable');
+      yield reject(keyOf(kind, file), read.error ?? 'unreadable');
       continue;
     }
     const parsed = parseDocument(read.text);
     if (!parsed.ok) {
-      yield reject(keyOf(file), parsed.reason);
+      yield reject(keyOf(kind, file), parsed.reason);
       continue;
     }
-    if (file.kind === 'conversations') {
-      const result = validateConversation(file, parsed.value, options, read.mtimeMs);
-      if (!result.ok) {
-        yield reject(result.key, result.reason, result.warnings);
-        continue;
-      }
-      const prepared = prepareConversation(result.row, file.rel, file.size);
-      if (typeof prepared === 'string') yield reject(result.key, prepared, result.warnings);
-      else yield { kind: 'conversations', file, prepared, warnings: result.warnings };
-    } else {
-      const result = validateUsage(file, parsed.value);
-      if (!result.ok) yield reject(result.key, result.reason, result.warnings);
-      else yield { kind: 'usage', file, prepared: prepareUsage(result.row, file.rel, file.size), warnings: result.warnings };
-    }
+    const prepared = kind.prepare({ file, document: parsed.value, mtimeMs: read.mtimeMs }, context);
+    if (prepared.ok) yield { kind: file.kind, file, record: prepared.record, warnings: prepared.warnings };
+    else yield reject(prepared.key, prepared.reason, prepared.warnings);
   }
 }
 
 /** The key a file stands for before it is read (for reports of files that cannot be read or parsed). */
-export function keyOf(file: SourceFile): string | null {
-  const stem = fileStem(file);
-  return (file.kind === 'usage' ? isValidUserId(stem) : isValidRecordId(stem)) ? stem : null;
+export function keyOf(kind: KindDescriptor, file: SourceFile): string | null {
+  const key = kind.fileKey(file);
+  return kind.isValidKey(key) ? key : null;
 }
 
 /**
@@ -154,13 +130,13 @@ export function keyOf(file: SourceFile): string | null {
  * parse still accounts for its key): a database record with a key outside
  * this set has lost its source.
  */
-export function sourceKeys(scan: ChatScan, kind: ChatKind): Set<string> {
+export function sourceKeys(scan: SourceScan, kind: KindDescriptor): Set<string> {
   const keys = new Set<string>();
   for (const file of scan.files) {
-    if (file.kind !== kind) continue;
-    const key = keyOf(file);
+    if (file.kind !== kind.name) continue;
+    const key = keyOf(kind, file);
     if (key !== null) keys.add(key);
   }
-  for (const problem of scan.problems) if (problem.kind === kind && problem.key !== null) keys.add(problem.key);
+  for (const problem of scan.problems) if (problem.kind === kind.name && problem.key !== null) keys.add(problem.key);
   return keys;
 }

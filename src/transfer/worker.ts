@@ -4,10 +4,10 @@ import { connectWithConfig } from '../db/connect.ts';
 import { PgFerryError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { type ImportSummary, runImport } from './import.ts';
+import { loadKindModules } from './kinds/index.ts';
 import type { LoadMethod } from './load.ts';
 import type { ProgressState } from './progress.ts';
 import { type ProblemLine, ProblemReport } from './report.ts';
-import type { ChatKind } from './sources/chat.ts';
 import { runVerify, type VerifySummary } from './verify.ts';
 
 /**
@@ -27,7 +27,10 @@ export interface EngineJob {
   /** A resolved postgres:// URL (the main thread starts an embedded server, runs migrations and holds the import lock). */
   url: string;
   root: string;
-  kinds: ChatKind[];
+  /** Kind names. */
+  kinds: string[];
+  /** Modules of those kinds (KindDescriptor.module): this thread starts with the built-in kinds only. */
+  kindModules: string[];
   defaultUser?: string;
   dryRun?: boolean;
   batchSize: number;
@@ -102,6 +105,7 @@ async function workerMain(job: EngineJob): Promise<void> {
   port.on('message', (message: { type: string }) => {
     if (message.type === 'abort') controller.abort();
   });
+  await loadKindModules(job.kindModules);
   const logger = createLogger({ level: job.config.logLevel });
   // A report file that stops taking writes (disk full) stops the run like Ctrl-C; close() then throws its error.
   const report = new ProblemReport(job.reportFile, { onFailure: () => controller.abort() });

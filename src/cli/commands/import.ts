@@ -4,10 +4,11 @@ import type { Config } from '../../config.ts';
 import { isValidUserId } from '../../domain/ids.ts';
 import { writeBackup } from '../../transfer/backup.ts';
 import type { ImportSummary } from '../../transfer/import.ts';
+import { allKinds, kindNamed, kindNames, selectKinds } from '../../transfer/kinds/index.ts';
 import { LOAD_METHODS, type LoadMethod } from '../../transfer/load.ts';
 import { ProgressDisplay } from '../../transfer/progress.ts';
 import { checkWritable } from '../../transfer/report.ts';
-import { CHAT_KINDS, type ChatKind, resolveSourceRoot } from '../../transfer/sources/chat.ts';
+import { resolveSourceRoot } from '../../transfer/source.ts';
 import { formatTable, peakRssMb, perSecond, seconds } from '../../transfer/summary.ts';
 import { checkTargetUrl, lockImport, openTarget } from '../../transfer/target.ts';
 import { type EngineResult, runInWorker } from '../../transfer/worker.ts';
@@ -24,18 +25,27 @@ export function parseCount(name: string, min: number, max: number) {
   };
 }
 
-export function parseKinds(value: string): ChatKind[] {
+/** `--only`: names from the kind registry (kinds/index.ts), comma-separated. */
+export function parseKinds(value: string): string[] {
   const kinds = value
     .split(',')
     .map((k) => k.trim())
     .filter(Boolean);
-  const unknown = kinds.filter((k) => !(CHAT_KINDS as readonly string[]).includes(k));
+  const known = kindNames();
+  const unknown = kinds.filter((k) => !known.includes(k));
   if (kinds.length === 0 || unknown.length > 0) {
     throw new InvalidArgumentError(
-      `expected a comma-separated list of ${CHAT_KINDS.join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`,
+      `expected a comma-separated list of ${known.join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`,
     );
   }
-  return [...new Set(kinds)] as ChatKind[];
+  return [...new Set(kinds)];
+}
+
+/** What the engine thread needs to know of the chosen kinds: their names and the modules that define them. */
+export function kindJob(only: readonly string[] | undefined): { kinds: string[]; kindModules: string[] } {
+  const kinds = selectKinds(only);
+  // Names as given (the summary lists them in that order); the engine scans in registry order.
+  return { kinds: only ? [...only] : kinds.map((k) => k.name), kindModules: kinds.map((k) => k.module) };
 }
 
 export function parseUser(value: string): string {
@@ -46,7 +56,7 @@ export function parseUser(value: string): string {
 interface ImportFlags {
   from: string;
   to?: string;
-  only?: ChatKind[];
+  only?: string[];
   defaultUser?: string;
   dryRun?: boolean;
   backup?: string;
@@ -86,7 +96,7 @@ export function register(program: Command): void {
     .description("Import the chat app's JSON files (conversations, usage) into PostgreSQL: every record imported or reported")
     .requiredOption('--from <dir>', "the app's data directory (holds conversations/ and usage/)")
     .option('--to <url>', 'PostgreSQL URL, or "embedded" (default: DATABASE_URL)')
-    .option('--only <kinds>', `import only these kinds: ${CHAT_KINDS.join(',')}`, parseKinds)
+    .option('--only <kinds>', `import only these kinds: ${kindNames().join(',')}`, parseKinds)
     .option('--default-user <id>', 'owner of conversations in the single-user layout (conversations/<id>.json)', parseUser)
     .option('--dry-run', 'read, validate and compare with the database; write nothing')
     .option('--backup <file.tar.gz>', 'first write a tar.gz of the source tree with a sha256 manifest')
@@ -107,7 +117,7 @@ export function register(program: Command): void {
  * report file — each a usage error (exit 2) when wrong.
  */
 export async function prepareTransfer(flags: { from: string; to?: string; report?: string }) {
-  const root = await resolveSourceRoot(flags.from);
+  const root = await resolveSourceRoot(flags.from, allKinds());
   const overrides: Partial<Config> = flags.to === undefined ? {} : { databaseUrl: flags.to };
   const ctx = makeContext(overrides);
   const url = checkTargetUrl(ctx.config.databaseUrl);
@@ -117,11 +127,12 @@ export async function prepareTransfer(flags: { from: string; to?: string; report
 
 async function importCommand(flags: ImportFlags): Promise<number> {
   const { root, ctx, url } = await prepareTransfer(flags);
-  const kinds = flags.only ?? [...CHAT_KINDS];
+  const kinds = kindJob(flags.only);
 
   if (flags.backup) {
     const started = performance.now();
-    const backup = await writeBackup(root, kinds, flags.backup);
+    const folders = kinds.kinds.flatMap((name) => kindNamed(name).folders);
+    const backup = await writeBackup(root, folders, flags.backup);
     ctx.out(
       `backup: ${backup.file} — ${backup.files.toLocaleString('en-US')} files, ${(backup.bytes / 1_048_576).toFixed(1)} MB ` +
         `(${(backup.archiveBytes / 1_048_576).toFixed(1)} MB compressed) in ${seconds(performance.now() - started)}; manifest inside`,
@@ -153,7 +164,7 @@ async function importCommand(flags: ImportFlags): Promise<number> {
         command: 'import',
         url: target.url,
         root,
-        kinds,
+        ...kinds,
         defaultUser: flags.defaultUser,
         dryRun: flags.dryRun,
         batchSize: flags.batch,

@@ -1,17 +1,17 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import { kindNames } from '../../transfer/kinds/index.ts';
 import { ProgressDisplay } from '../../transfer/progress.ts';
-import { CHAT_KINDS, type ChatKind } from '../../transfer/sources/chat.ts';
 import { formatTable, peakRssMb, perSecond, seconds } from '../../transfer/summary.ts';
 import { openTarget } from '../../transfer/target.ts';
 import { runInWorker } from '../../transfer/worker.ts';
 import { action, EXIT } from '../context.ts';
-import { parseCount, parseKinds, parseUser, prepareTransfer } from './import.ts';
+import { kindJob, parseCount, parseKinds, parseUser, prepareTransfer } from './import.ts';
 
 interface VerifyFlags {
   from: string;
   to?: string;
-  only?: ChatKind[];
+  only?: string[];
   defaultUser?: string;
   report?: string;
   batch: number;
@@ -35,7 +35,7 @@ export function register(program: Command): void {
     .description('Prove the database holds exactly what the JSON files hold (canonical content hash per record)')
     .requiredOption('--from <dir>', "the app's data directory (holds conversations/ and usage/)")
     .option('--to <url>', 'PostgreSQL URL, or "embedded" (default: DATABASE_URL)')
-    .option('--only <kinds>', `verify only these kinds: ${CHAT_KINDS.join(',')}`, parseKinds)
+    .option('--only <kinds>', `verify only these kinds: ${kindNames().join(',')}`, parseKinds)
     .option('--default-user <id>', 'as given to import, for the single-user layout', parseUser)
     .option('--report <file>', 'write every difference as JSON Lines {kind, file, record, problem, reason}')
     .option('--batch <n>', 'records compared per query', parseCount('--batch', 1, 100_000), 500)
@@ -54,7 +54,7 @@ async function verifyCommand(flags: VerifyFlags): Promise<number> {
         command: 'verify',
         url: target.url,
         root,
-        kinds: flags.only ?? [...CHAT_KINDS],
+        ...kindJob(flags.only),
         defaultUser: flags.defaultUser,
         batchSize: flags.batch,
         jobs: flags.jobs,
