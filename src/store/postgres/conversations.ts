@@ -59,6 +59,15 @@ interface SendRow extends Partial<ConsumeRow>, Partial<AppendRow> {
   found: boolean;
 }
 
+/**
+ * The SummaryRow columns of `table` (a name or alias), timestamps formatted
+ * by the server as the API shows them: ISO 8601, milliseconds, UTC.
+ */
+const summaryColumns = (sql: Sql, table: 'c' | 'conversations') =>
+  sql.unsafe(`${table}.id, ${table}.title, ${table}.message_count,
+    to_char(${table}.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
+    to_char(${table}.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso`);
+
 const toSummary = (row: SummaryRow): ConversationSummary => ({
   id: row.id,
   title: row.title,
@@ -99,9 +108,7 @@ export function listQuery(sql: Sql, userId: string, after: ListKey | null, count
   // The row comparison matches the index order, so the keyset is an index range scan.
   const keyset = after === null ? sql`` : sql`and (updated_at, id) < (${after.updatedKey}::text::timestamptz, ${after.id}::text)`;
   return sql<ListRow[]>`
-    select id, title, message_count,
-           to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
-           to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso,
+    select ${summaryColumns(sql, 'conversations')},
            to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_key
       from conversations
      where user_id = ${userId} ${keyset}
@@ -182,9 +189,7 @@ export function createPostgresConversations(options: PostgresConversationsOption
           insert into conversations (id, user_id, title, created_at, updated_at)
           values (${id}, ${userId}, ${title}, coalesce(${at}::timestamptz, now()), coalesce(${at}::timestamptz, now()))
           on conflict (id) do nothing
-          returning id, title, message_count,
-                    to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
-                    to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso`,
+          returning ${summaryColumns(sql, 'conversations')}`,
       );
       return rows[0] && toSummary(rows[0]);
     },
@@ -197,9 +202,7 @@ export function createPostgresConversations(options: PostgresConversationsOption
         db,
         'conversations.get',
         (sql) => sql<GetRow[]>`
-          select c.id, c.title, c.message_count,
-                 to_char(c.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
-                 to_char(c.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso,
+          select ${summaryColumns(sql, 'c')},
                  m.position, m.role, m.content, m.stage1, m.stage2, m.stage3, m.metadata,
                  to_char(m.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as message_created_iso
             from conversations c
@@ -259,9 +262,7 @@ export function createPostgresConversations(options: PostgresConversationsOption
           update conversations
              set title = ${title}, updated_at = coalesce(${at}::timestamptz, now())
            where id = ${id} and user_id = ${userId}
-          returning id, title, message_count,
-                    to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
-                    to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso`,
+          returning ${summaryColumns(sql, 'conversations')}`,
         { idempotent: true },
       );
       return rows[0] && toSummary(rows[0]);
@@ -283,9 +284,7 @@ export function createPostgresConversations(options: PostgresConversationsOption
         db,
         'conversations.search',
         (sql) => sql<SummaryRow[]>`
-          select c.id, c.title, c.message_count,
-                 to_char(c.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
-                 to_char(c.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso
+          select ${summaryColumns(sql, 'c')}
             from conversations c
            where c.user_id = ${userId}
              and (c.title ilike ${pattern}
