@@ -117,28 +117,28 @@ export function listQuery(sql: Sql, userId: string, after: ListKey | null, count
 }
 
 /**
- * An append as two CTEs, `bumped` and `appended`: the UPDATE takes the
- * conversation's row lock (a concurrent append waits, then re-reads
- * message_count), so each message gets its own gapless position; a wrong
- * owner, or a false `gate`, matches no row and nothing is written.
+ * An append in two parts: the CTE `bumped` and the INSERT that reads it. The
+ * UPDATE takes the conversation's row lock (a concurrent append waits, then
+ * re-reads message_count), so each message gets its own gapless position; a
+ * wrong owner, or a false `gate`, matches no row and nothing is written.
  */
-function appendCtes(sql: Sql, userId: string, id: string, at: Date | null, message: NewMessage, gate: postgres.Fragment) {
-  const assistant = message.role === 'assistant' ? message : undefined;
-  return sql`
+const bumpCte = (sql: Sql, userId: string, id: string, at: Date | null, gate: postgres.Fragment) => sql`
     bumped as (
       update conversations
          set message_count = message_count + 1, updated_at = coalesce(${at}::timestamptz, now())
        where id = ${id} and user_id = ${userId} and ${gate}
       returning id, message_count, updated_at
-    ),
-    appended as (
-      insert into messages (conversation_id, position, role, content, stage1, stage2, stage3, metadata, created_at)
-      select bumped.id, bumped.message_count - 1, ${message.role}, ${message.role === 'user' ? message.content : null},
-             ${jsonb(sql, assistant?.stage1)}, ${jsonb(sql, assistant?.stage2)}, ${jsonb(sql, assistant?.stage3)},
-             ${jsonb(sql, assistant?.metadata)}, bumped.updated_at
-        from bumped
-      returning position, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso
     )`;
+
+function insertBumped(sql: Sql, message: NewMessage) {
+  const assistant = message.role === 'assistant' ? message : undefined;
+  return sql`
+    insert into messages (conversation_id, position, role, content, stage1, stage2, stage3, metadata, created_at)
+    select bumped.id, bumped.message_count - 1, ${message.role}, ${message.role === 'user' ? message.content : null},
+           ${jsonb(sql, assistant?.stage1)}, ${jsonb(sql, assistant?.stage2)}, ${jsonb(sql, assistant?.stage3)},
+           ${jsonb(sql, assistant?.metadata)}, bumped.updated_at
+      from bumped
+    returning position, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso`;
 }
 
 /**
@@ -155,7 +155,8 @@ export function sendQuery(sql: Sql, userId: string, id: string, message: NewMess
       select id from conversations where id = ${id} and user_id = ${userId} for update
     ),
     ${consumeCtes(sql, userId, n, at, limits, sql`exists (select 1 from target)`)},
-    ${appendCtes(sql, userId, id, at, message, sql`exists (select 1 from decision where allowed)`)}
+    ${bumpCte(sql, userId, id, at, sql`exists (select 1 from decision where allowed)`)},
+    appended as (${insertBumped(sql, message)})
     select exists (select 1 from target) as found, decision.*, appended.*
       from (select 1) one
       left join decision on true
@@ -237,7 +238,7 @@ export function createPostgresConversations(options: PostgresConversationsOption
       const rows = await query(
         db,
         label(message),
-        (sql) => sql<AppendRow[]>`with ${appendCtes(sql, userId, id, at, message, sql`true`)} select * from appended`,
+        (sql) => sql<AppendRow[]>`with ${bumpCte(sql, userId, id, at, sql`true`)} ${insertBumped(sql, message)}`,
       );
       return rows[0] && toAppended(rows[0]);
     },
