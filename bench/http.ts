@@ -124,6 +124,10 @@ async function serve(): Promise<void> {
       list: async () => cachedPage,
       get: async () => ({ ...cachedPage.items[0]!, userId: users[0]!, messages: [], nextMessagesCursor: null }),
       addUserMessage: async (_u, _id, content) => ({ role: 'user', position: 99, content, createdAt: new Date().toISOString() }),
+      sendUserMessage: async (_u, _id, content) => ({
+        message: { role: 'user', position: 99, content, createdAt: new Date().toISOString() },
+        usage: { ...cachedUsage, allowed: true },
+      }),
     },
     usage: { ...pgStore.usage, consume: async () => ({ ...cachedUsage, allowed: true }) },
     close: async () => {},

@@ -376,7 +376,8 @@ describe('conversations', () => {
       // The planner would choose the index anyway at this size; this only rules out flakiness.
       await tx`set local enable_seqscan = off`;
       const first = await tx`explain (format json) ${listQuery(tx as never, 'plan-user-7', null, 50)}`;
-      const next = await tx`explain (format json) ${listQuery(tx as never, 'plan-user-7', [last!.updated_key, last!.id], 50)}`;
+      const next =
+        await tx`explain (format json) ${listQuery(tx as never, 'plan-user-7', { updatedKey: last!.updated_key, id: last!.id }, 50)}`;
       return [first, next].map((rows) => JSON.stringify(rows[0]!['QUERY PLAN']));
     });
     for (const plan of plans) {

@@ -20,6 +20,8 @@ export const MAX_LIST_LIMIT = 100;
 export const DEFAULT_LIST_LIMIT = 50;
 export const MAX_MESSAGES_LIMIT = 1000;
 export const MAX_SEARCH_LIMIT = 100;
+export const DEFAULT_SEARCH_LIMIT = 20;
+export const MAX_SEARCH_TEXT = 1000;
 
 export interface ConversationSummary {
   id: string;
@@ -108,17 +110,9 @@ export function clampLimit(value: number | undefined, fallback: number, max: num
   return Math.min(value, max);
 }
 
-/** Cursors are opaque to callers: base64url JSON of the keyset position. */
-export function encodeCursor(position: unknown[]): string {
-  return Buffer.from(JSON.stringify(position)).toString('base64url');
-}
-
-export function decodeCursor(cursor: string, shape: (parts: unknown[]) => boolean): unknown[] {
-  try {
-    const parts = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(parts) && shape(parts)) return parts;
-  } catch {
-    // fall through
+export function validateSearchText(value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_SEARCH_TEXT) {
+    throw invalidInput(`search text must be a string of 1-${MAX_SEARCH_TEXT} characters`, { field: 'text' });
   }
-  throw invalidInput('invalid cursor: pass back the nextCursor value exactly as returned', { field: 'cursor' });
+  return value;
 }

@@ -10,8 +10,9 @@ import type {
 import type { ConsumeResult, UsageStatus } from '../domain/usage.ts';
 
 /**
- * The Store: one interface per repository, implemented once per backend
- * (store/json/*, store/postgres/*). Every method takes the acting user's id
+ * The Store: one interface per repository, implemented once in the core
+ * (store/core/*: validation, limits, cursors, domain objects) over a thin
+ * backend (store/json/*, store/postgres/*: storage primitives). Every method takes the acting user's id
  * and never returns another user's data: a record owned by someone else is
  * NOT_FOUND, exactly like a record that does not exist.
  *
@@ -33,12 +34,29 @@ export interface ListOptions {
   cursor?: string;
 }
 
+export interface SendUserMessageOptions {
+  /** Queries to count against the quota; default 1. */
+  consume?: number;
+}
+
+export interface SentUserMessage {
+  /** Null when the quota refused the send; then nothing was written. */
+  message: UserMessage | null;
+  usage: ConsumeResult;
+}
+
 export interface ConversationRepository {
   create(userId: string, input?: { id?: string; title?: string }): Promise<Conversation>;
   get(userId: string, id: string, options?: GetConversationOptions): Promise<Conversation>;
   /** Newest-updated first; keyset pagination on (updatedAt, id). */
   list(userId: string, options?: ListOptions): Promise<Page<ConversationSummary>>;
   addUserMessage(userId: string, id: string, content: string): Promise<UserMessage>;
+  /**
+   * Send a user message: check the conversation is the caller's, count
+   * `consume` queries (default 1) and append, as one atomic step. NOT_FOUND
+   * counts nothing; a refused quota appends nothing (`message: null`).
+   */
+  sendUserMessage(userId: string, id: string, content: string, options?: SendUserMessageOptions): Promise<SentUserMessage>;
   addAssistantMessage(userId: string, id: string, input: AssistantMessageInput): Promise<AssistantMessage>;
   updateTitle(userId: string, id: string, title: string): Promise<ConversationSummary>;
   /** Removes the conversation and its messages. */

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_TIER_LIMITS, type TierLimits } from '../../src/config.ts';
 import type { ConversationSummary } from '../../src/domain/conversations.ts';
+import { isPgFerryError } from '../../src/errors.ts';
 import type { Store } from '../../src/store/types.ts';
 import { expectCode } from '../helpers/expect.ts';
 import { TestClock } from './clock.ts';
@@ -34,6 +35,60 @@ const sampleAssistant = {
     aggregate_rankings: [{ model: 'google/gemini', average_rank: 1.5, rankings_count: 2 }],
   },
 };
+
+/** A cursor as the Store encodes them: base64url JSON. */
+export const cursorOf = (parts: unknown): string => Buffer.from(JSON.stringify(parts)).toString('base64url');
+
+/** List cursors no backend may accept: shape, calendar, year 0, millisecond precision, bad id. */
+export const MALFORMED_LIST_CURSORS = [
+  'not-a-cursor',
+  '',
+  cursorOf([]),
+  cursorOf({ updatedAt: '2025-01-01T00:00:00.000000Z', id: 'a' }),
+  cursorOf(['2025-01-01T00:00:00.000000Z']),
+  cursorOf(['2025-01-01T00:00:00.000000Z', 'a', 'extra']),
+  cursorOf(['2025-13-45T99:00:00.000000Z', 'a']),
+  cursorOf(['2025-02-30T00:00:00.000000Z', 'a']),
+  cursorOf(['0000-01-01T00:00:00.000000Z', 'a']),
+  cursorOf(['2025-01-01T00:00:00.000Z', 'a']),
+  cursorOf(['2025-01-01 00:00:00.000000+00', 'a']),
+  cursorOf(['2025-01-01T00:00:00.000000Z', '../etc']),
+  cursorOf(['2025-01-01T00:00:00.000000Z', 7]),
+  cursorOf([1735689600000, 'a']),
+];
+
+export const MALFORMED_MESSAGES_CURSORS = [
+  'garbage',
+  cursorOf([]),
+  cursorOf([-1]),
+  cursorOf([1.5]),
+  cursorOf(['3']),
+  cursorOf([2 ** 31]),
+  cursorOf([1, 2]),
+];
+
+/** The one error every backend gives for a malformed cursor. */
+const INVALID_CURSOR = {
+  code: 'INVALID_INPUT',
+  message: 'invalid cursor: pass back the value exactly as returned',
+  details: { field: 'cursor' },
+};
+const INVALID_MESSAGES_CURSOR = {
+  ...INVALID_CURSOR,
+  message: INVALID_CURSOR.message.replace('cursor', 'messagesCursor'),
+  details: { field: 'messagesCursor' },
+};
+
+/** The PgFerryError a call fails with (code, message, details), for comparing across backends. */
+async function failureOf(promise: Promise<unknown>): Promise<{ code: string; message: string; details: unknown }> {
+  try {
+    await promise;
+  } catch (error) {
+    if (!isPgFerryError(error)) throw error;
+    return { code: error.code, message: error.message, details: error.details };
+  }
+  throw new Error('expected a PgFerryError, but the call succeeded');
+}
 
 export function runStoreContract(name: string, factory: HarnessFactory): void {
   describe(`Store contract: ${name}`, () => {
@@ -252,6 +307,99 @@ export function runStoreContract(name: string, factory: HarnessFactory): void {
         const got = await store.conversations.get(alice, id);
         expect(got.title).toBe('alice secret plans');
         expect(got.messageCount).toBe(1);
+      });
+    });
+
+    describe('cursors', () => {
+      it('refuses every malformed cursor with the same INVALID_INPUT, before any storage is read', async () => {
+        const user = newUser();
+        const { id } = await store.conversations.create(user);
+        for (const cursor of MALFORMED_LIST_CURSORS) {
+          expect(await failureOf(store.conversations.list(user, { cursor }))).toMatchObject(INVALID_CURSOR);
+        }
+        for (const messagesCursor of MALFORMED_MESSAGES_CURSORS) {
+          expect(await failureOf(store.conversations.get(user, id, { messagesCursor }))).toMatchObject(INVALID_MESSAGES_CURSOR);
+        }
+      });
+
+      it('accepts any well-formed cursor, even one it did not hand out', async () => {
+        const user = newUser();
+        const { id } = await store.conversations.create(user, { title: 'only' });
+        await store.conversations.addUserMessage(user, id, 'hello');
+        const far = cursorOf(['9999-12-31T23:59:59.999999Z', 'zzz']);
+        expect((await store.conversations.list(user, { cursor: far })).items.map((c) => c.id)).toEqual([id]);
+        const past = cursorOf(['0001-01-01T00:00:00.000000Z', 'a']);
+        expect((await store.conversations.list(user, { cursor: past })).items).toEqual([]);
+        expect((await store.conversations.get(user, id, { messagesCursor: cursorOf([2 ** 31 - 1]) })).messages).toEqual([]);
+        expect((await store.conversations.get(user, id, { messagesCursor: cursorOf([0]) })).messages).toHaveLength(1);
+      });
+    });
+
+    describe('sendUserMessage (check, count and append in one step)', () => {
+      it('appends and counts one query by default, or `consume` queries', async () => {
+        const user = newUser();
+        const { id } = await store.conversations.create(user);
+        const first = await store.conversations.sendUserMessage(user, id, 'Hello');
+        expect(first.message).toMatchObject({ role: 'user', position: 0, content: 'Hello' });
+        expect(first.usage).toMatchObject({ allowed: true, userId: user, tier: 'free', daily: { used: 1, remaining: 9 } });
+        const second = await store.conversations.sendUserMessage(user, id, 'Again', { consume: 3 });
+        expect(second.message?.position).toBe(1);
+        expect(second.usage.daily.used).toBe(4);
+        const got = await store.conversations.get(user, id);
+        expect(got.messages.map((m) => (m.role === 'user' ? m.content : ''))).toEqual(['Hello', 'Again']);
+        expect(got.messages[1]).toEqual(second.message);
+      });
+
+      it('counts nothing for a missing, deleted or foreign conversation (NOT_FOUND) or bad input', async () => {
+        const alice = newUser('alice');
+        const bob = newUser('bob');
+        const { id } = await store.conversations.create(alice);
+        await expectCode(store.conversations.sendUserMessage(bob, id, 'hi'), 'NOT_FOUND');
+        await expectCode(store.conversations.sendUserMessage(alice, 'no-such-conversation', 'hi'), 'NOT_FOUND');
+        await expectCode(store.conversations.sendUserMessage(alice, id, ''), 'INVALID_INPUT');
+        await expectCode(store.conversations.sendUserMessage(alice, id, 'hi', { consume: 0 }), 'INVALID_INPUT');
+        await store.conversations.delete(alice, id);
+        await expectCode(store.conversations.sendUserMessage(alice, id, 'hi'), 'NOT_FOUND');
+        for (const user of [alice, bob]) expect((await store.usage.get(user)).totalQueries).toBe(0);
+      });
+
+      it('appends nothing when the quota refuses, and reports the usage', async () => {
+        const user = newUser();
+        const { id } = await store.conversations.create(user);
+        await store.usage.consume(user, 9);
+        const refused = await store.conversations.sendUserMessage(user, id, 'too much', { consume: 2 });
+        expect(refused.message).toBeNull();
+        expect(refused.usage).toMatchObject({ allowed: false, daily: { used: 9, limit: 10, remaining: 1 } });
+        const got = await store.conversations.get(user, id);
+        expect(got.messageCount).toBe(0);
+        expect(got.updatedAt).toBe(got.createdAt);
+        expect((await store.conversations.sendUserMessage(user, id, 'fits')).message?.position).toBe(0);
+      });
+
+      it('stores exactly `limit` messages under concurrent sends at the limit', async () => {
+        const user = newUser();
+        const [a, b] = [await store.conversations.create(user), await store.conversations.create(user)];
+        const results = await Promise.all(
+          Array.from({ length: 40 }, (_, i) => store.conversations.sendUserMessage(user, i % 2 ? a.id : b.id, `m${i}`)),
+        );
+        const sent = results.filter((r) => r.message !== null);
+        expect(sent).toHaveLength(10);
+        expect(results.every((r) => r.usage.allowed === (r.message !== null))).toBe(true);
+        const [gotA, gotB] = [await store.conversations.get(user, a.id), await store.conversations.get(user, b.id)];
+        expect(gotA.messageCount + gotB.messageCount).toBe(10);
+        for (const got of [gotA, gotB]) expect(got.messages.map((m) => m.position)).toEqual(got.messages.map((_, i) => i));
+        expect(await store.usage.get(user)).toMatchObject({ daily: { used: 10 }, totalQueries: 10 });
+      });
+
+      it('never costs a query when the conversation is deleted while sends are in flight', async () => {
+        const user = newUser();
+        const { id } = await store.conversations.create(user);
+        const sends = Array.from({ length: 8 }, () => store.conversations.sendUserMessage(user, id, 'racing').catch((e) => e));
+        await store.conversations.delete(user, id);
+        const outcomes = await Promise.all(sends);
+        const delivered = outcomes.filter((o) => !(o instanceof Error)).length;
+        expect(outcomes.filter((o) => o instanceof Error).every((e) => (e as { code?: string }).code === 'NOT_FOUND')).toBe(true);
+        expect((await store.usage.get(user)).totalQueries).toBe(delivered);
       });
     });
 

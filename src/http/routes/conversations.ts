@@ -146,7 +146,7 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
         tags: TAGS,
         summary: 'Add a user message (counts one query)',
         description:
-          "Counts one query against the caller's quota before anything is written. When the daily or monthly limit is reached: 429 with `Retry-After` and the usage in the body, and nothing is written. A conversation that does not exist is 404 and uses no quota.",
+          "Counts one query against the caller's quota and appends the message in one atomic step. When the daily or monthly limit is reached: 429 with `Retry-After` and the usage in the body, and nothing is written. A conversation that does not exist is 404 and uses no quota.",
         security: SECURITY,
         params: idParams,
         body: userMessageBody,
@@ -163,15 +163,12 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
       },
     },
     async (request, reply) => {
-      const userId = userOf(request);
-      const { id } = request.params;
-      // 404 before counting: a request that cannot write must not use quota.
-      await store.conversations.get(userId, id, { messagesLimit: 1 });
-      const result = await store.usage.consume(userId, 1);
-      if (!result.allowed) throw quotaExceeded(result);
-      const message = await store.conversations.addUserMessage(userId, id, request.body.content);
-      const { allowed: _allowed, ...usage } = result;
-      return reply.code(201).send({ message, usage });
+      // One atomic step in the store: a conversation that is not the caller's (404) counts nothing,
+      // a refused quota (429) writes nothing.
+      const sent = await store.conversations.sendUserMessage(userOf(request), request.params.id, request.body.content, { consume: 1 });
+      if (!sent.message) throw quotaExceeded(sent.usage);
+      const { allowed: _allowed, ...usage } = sent.usage;
+      return reply.code(201).send({ message: sent.message, usage });
     },
   );
 

@@ -1,11 +1,5 @@
-import {
-  type AssistantMessage,
-  type ConversationSummary,
-  DEFAULT_TITLE,
-  type Message,
-  type UserMessage,
-} from '../../domain/conversations.ts';
-import { plainJson } from '../../formats/json-text.ts';
+import { type ConversationSummary, DEFAULT_TITLE } from '../../domain/conversations.ts';
+import type { NewMessage, StoredMessage } from '../core/backend.ts';
 import { corruptFile } from './files.ts';
 
 /**
@@ -34,8 +28,15 @@ export interface ConversationDoc {
 /** Python isoformat with or without offset, 'T' or space separator, any fraction digits; or a bare date. */
 const TIMESTAMP = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2})(:\d{2})?(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?)?$/i;
 
-/** A stored timestamp as ISO 8601 UTC with `Z`; naive values are UTC (the seed app used utcnow()). Null when unreadable. */
-export function toIsoUtc(value: unknown): string | null {
+interface ParsedTimestamp {
+  /** Milliseconds since the epoch. */
+  time: number;
+  /** Fraction digits 4-6 (the microseconds within the millisecond), zero-padded. */
+  micros: string;
+}
+
+/** Naive values are UTC (the seed app used utcnow()); digits past the microsecond are dropped. */
+function parseTimestamp(value: unknown): ParsedTimestamp | null {
   if (typeof value !== 'string') return null;
   const match = TIMESTAMP.exec(value.trim());
   if (!match) return null;
@@ -43,7 +44,19 @@ export function toIsoUtc(value: unknown): string | null {
   const millis = fraction.slice(0, 3).padEnd(3, '0');
   const offset = zone.toUpperCase() === 'Z' ? 'Z' : zone.replace(/^([+-]\d{2})(\d{2})$/, '$1:$2');
   const time = Date.parse(`${date}T${hm}${seconds}.${millis}${offset}`);
-  return Number.isNaN(time) ? null : new Date(time).toISOString();
+  return Number.isNaN(time) ? null : { time, micros: fraction.slice(3, 6).padEnd(3, '0') };
+}
+
+/** A stored timestamp as ISO 8601 UTC with `Z` (milliseconds, as the API shows it). Null when unreadable. */
+export function toIsoUtc(value: unknown): string | null {
+  const parsed = parseTimestamp(value);
+  return parsed && new Date(parsed.time).toISOString();
+}
+
+/** A stored timestamp as 'YYYY-MM-DDTHH:MM:SS.ffffffZ' (microseconds, UTC): the list keyset, as PostgreSQL keeps it. */
+export function toIsoMicros(value: unknown): string | null {
+  const parsed = parseTimestamp(value);
+  return parsed && `${new Date(parsed.time).toISOString().slice(0, 23)}${parsed.micros}Z`;
 }
 
 /** Check the parts every operation relies on; anything else is kept as found. */
@@ -76,20 +89,23 @@ export function summaryOf(id: string, doc: ConversationDoc): ConversationSummary
   };
 }
 
-export function toMessage(raw: Record<string, unknown>, position: number): Message {
-  const createdAt = toIsoUtc(raw.created_at);
-  if (raw.role === 'user') return { role: 'user', position, content: raw.content as string, createdAt } satisfies UserMessage;
-  const message: AssistantMessage = {
-    role: 'assistant',
-    position,
-    // Exact numbers (2.0, big integers) stay exact in the file; callers get plain numbers.
-    stage1: plainJson(raw.stage1 ?? null),
-    stage2: plainJson(raw.stage2 ?? null),
-    stage3: plainJson(raw.stage3 ?? null),
-    createdAt,
-  };
-  if (raw.metadata !== undefined && raw.metadata !== null) message.metadata = plainJson(raw.metadata);
-  return message;
+/** updatedAt at microsecond precision (the list keyset); created_at when the seed file has no updated_at. */
+export function updatedKeyOf(doc: ConversationDoc): string {
+  return toIsoMicros(doc.updated_at) ?? (toIsoMicros(doc.created_at) as string); // created_at checked by asConversationDoc
+}
+
+/** A message of the file, decoded for the core (which builds the domain object). */
+export function storedMessageOf(raw: Record<string, unknown>, position: number): StoredMessage {
+  return { ...raw, role: raw.role as 'user' | 'assistant', position, createdAt: toIsoUtc(raw.created_at) };
+}
+
+/** A new message in the file's shape: `metadata` omitted when absent, as the seed app writes it. */
+export function rawMessageOf(message: NewMessage, createdAt: string): Record<string, unknown> {
+  if (message.role === 'user') return { role: 'user', content: message.content, created_at: createdAt };
+  const raw: Record<string, unknown> = { role: 'assistant', stage1: message.stage1, stage2: message.stage2, stage3: message.stage3 };
+  if (message.metadata !== undefined) raw.metadata = message.metadata;
+  raw.created_at = createdAt;
+  return raw;
 }
 
 /** Case-insensitive substring match on the title and user messages (assistant stages are not searched). */

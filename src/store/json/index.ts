@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { TierLimits } from '../../config.ts';
 import { type Logger, silentLogger } from '../../log.ts';
+import { createConversationRepository } from '../core/conversations.ts';
+import { createUsageRepository } from '../core/usage.ts';
 import { type Clock, type Store, type StoreHealth, systemClock } from '../types.ts';
 import { createContext } from './context.ts';
 import { createJsonConversations } from './conversations.ts';
@@ -43,8 +45,8 @@ export function createJsonStore(options: JsonStoreOptions): Store {
   return {
     backend: 'json',
     mode: 'json',
-    conversations: createJsonConversations(ctx),
-    usage: createJsonUsage(ctx),
+    conversations: createConversationRepository(createJsonConversations(ctx), options.tierLimits),
+    usage: createUsageRepository(createJsonUsage(ctx), options.tierLimits),
     health: () => checkWritable(ctx.dataDir),
     close: () => ctx.drain(),
   };

@@ -1,17 +1,6 @@
 import { TIERS, type Tier } from '../../config.ts';
-import { validateUserId } from '../../domain/ids.ts';
-import {
-  consumeCounters,
-  freshCounters,
-  type Periods,
-  periodsAt,
-  rollPeriods,
-  toStatus,
-  type UsageCounters,
-  validateAmount,
-  validateTier,
-} from '../../domain/usage.ts';
-import type { UsageRepository } from '../types.ts';
+import { consumeCounters, freshCounters, type Periods, periodsAt, rollPeriods, type UsageCounters } from '../../domain/usage.ts';
+import type { ConsumeState, UsageBackend } from '../core/backend.ts';
 import type { JsonContext } from './context.ts';
 import { corruptFile, readJsonFile, update } from './files.ts';
 
@@ -19,63 +8,72 @@ import { corruptFile, readJsonFile, update } from './files.ts';
  * Usage quotas on JSON files: `DATA_DIR/usage/<userId>/usage.json` in the
  * seed app's own shape
  *   {user_id, daily_count, monthly_count, last_daily_reset, last_monthly_reset, total_queries, tier}
- * with dates as YYYY-MM-DD. `consume` reads, checks and writes under the
- * file's locks, so the check and the increment are one atomic step across
- * callers and processes. Periods come from the injectable clock.
+ * with dates as YYYY-MM-DD; the storage half of the repository
+ * (store/core/usage.ts validates and builds the status). `consume` reads,
+ * checks and writes under the file's locks, so the check and the increment
+ * are one atomic step across callers and processes. Periods come from the
+ * injectable clock.
  */
 
-export function createJsonUsage(ctx: JsonContext): UsageRepository {
-  const fileOf = (userId: string) => ctx.pathIn('usage', userId, 'usage.json');
-  const periods = () => periodsAt(ctx.clock());
+const usageFile = (ctx: JsonContext, userId: string) => ctx.pathIn('usage', userId, 'usage.json');
 
-  /** Read-modify-write the user's counters (fresh free-tier counters when the file does not exist yet). */
-  function change<R>(userId: string, fn: (counters: UsageCounters, now: Periods) => { counters?: UsageCounters; result: R }) {
-    const file = fileOf(userId);
-    return update(
-      file,
-      (current) => {
-        const now = periods();
-        const counters = current === undefined ? freshCounters(now) : countersFromFile(current, file);
-        const outcome = fn(counters, now);
-        const next = outcome.counters && toFile(userId, outcome.counters, current);
-        return { next, result: outcome.result };
-      },
-      ctx.lock,
-    );
-  }
+/**
+ * Read-modify-write the user's counters under the usage file's locks (fresh
+ * free-tier counters when the file does not exist yet); `counters: undefined`
+ * writes nothing.
+ */
+function changeUsage<R>(
+  ctx: JsonContext,
+  userId: string,
+  fn: (counters: UsageCounters, periods: Periods) => { counters?: UsageCounters; result: R },
+): Promise<R> {
+  const file = usageFile(ctx, userId);
+  return update(
+    file,
+    (current) => {
+      const periods = periodsAt(ctx.clock());
+      const counters = current === undefined ? freshCounters(periods) : countersFromFile(current, file);
+      const outcome = fn(counters, periods);
+      const next = outcome.counters && toFile(userId, outcome.counters, current);
+      return { next, result: outcome.result };
+    },
+    ctx.lock,
+  );
+}
 
+/**
+ * Check and count `n` queries under the usage file's locks (not tracked: the
+ * caller's operation is). Also used by the atomic send, which holds the
+ * conversation's locks around it.
+ */
+export function consumeInFile(ctx: JsonContext, userId: string, n: number): Promise<ConsumeState> {
+  return changeUsage(ctx, userId, (counters, periods) => {
+    const { allowed, counters: after } = consumeCounters(counters, n, ctx.tierLimits, periods);
+    // A refused call changes nothing on disk (a period roll alone is recomputed on every read).
+    return { counters: allowed ? after : undefined, result: { counters: after, periods, allowed } };
+  });
+}
+
+export function createJsonUsage(ctx: JsonContext): UsageBackend {
   return {
-    get: (userId) =>
+    read: (userId) =>
       ctx.track(async () => {
-        validateUserId(userId);
-        const file = fileOf(userId);
-        const now = periods();
+        const file = usageFile(ctx, userId);
+        const periods = periodsAt(ctx.clock());
         const value = await readJsonFile(file);
         // An unknown user is a fresh free-tier user; nothing is written until they consume.
-        const counters = value === undefined ? freshCounters(now) : rollPeriods(countersFromFile(value, file), now);
-        return toStatus(userId, counters, ctx.tierLimits, now);
+        return { counters: value === undefined ? freshCounters(periods) : countersFromFile(value, file), periods };
       }),
 
-    consume: (userId, n = 1) =>
-      ctx.track(async () => {
-        validateUserId(userId);
-        const amount = validateAmount(n);
-        return change(userId, (counters, now) => {
-          const { allowed, counters: after } = consumeCounters(counters, amount, ctx.tierLimits, now);
-          // A refused call changes nothing on disk (a period roll alone is recomputed on every read).
-          return { counters: allowed ? after : undefined, result: { ...toStatus(userId, after, ctx.tierLimits, now), allowed } };
-        });
-      }),
+    consume: (userId, n) => ctx.track(() => consumeInFile(ctx, userId, n)),
 
-    setTier: (userId, tier: Tier) =>
-      ctx.track(async () => {
-        validateUserId(userId);
-        const valid = validateTier(tier);
-        return change(userId, (counters, now) => {
-          const after = { ...rollPeriods(counters, now), tier: valid };
-          return { counters: after, result: toStatus(userId, after, ctx.tierLimits, now) };
-        });
-      }),
+    setTier: (userId, tier) =>
+      ctx.track(() =>
+        changeUsage(ctx, userId, (counters, periods) => {
+          const after = { ...rollPeriods(counters, periods), tier };
+          return { counters: after, result: { counters: after, periods } };
+        }),
+      ),
   };
 }
 

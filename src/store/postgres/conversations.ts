@@ -1,40 +1,26 @@
 import type postgres from 'postgres';
+import type { TierLimits } from '../../config.ts';
 import type { Database, Sql } from '../../db/database.ts';
-import {
-  type AssistantMessage,
-  type AssistantMessageInput,
-  type Conversation,
-  type ConversationSummary,
-  clampLimit,
-  DEFAULT_LIST_LIMIT,
-  DEFAULT_TITLE,
-  decodeCursor,
-  encodeCursor,
-  MAX_LIST_LIMIT,
-  MAX_MESSAGES_LIMIT,
-  MAX_SEARCH_LIMIT,
-  type Message,
-  type Page,
-  type UserMessage,
-  validateAssistantInput,
-  validateContent,
-  validateTitle,
-} from '../../domain/conversations.ts';
-import { isValidRecordId, newId, validateRecordId, validateUserId } from '../../domain/ids.ts';
+import type { ConversationSummary } from '../../domain/conversations.ts';
 import { fromJsonb, toJsonb } from '../../domain/json-values.ts';
-import { invalidInput, notFound, PgFerryError } from '../../errors.ts';
-import type { Clock, ConversationRepository, GetConversationOptions, ListOptions } from '../types.ts';
+import { type Logger, silentLogger } from '../../log.ts';
+import type { Appended, ConversationBackend, ListedSummary, NewMessage, StoredMessage } from '../core/backend.ts';
+import type { ListKey } from '../core/cursors.ts';
+import type { Clock } from '../types.ts';
 import { nowParam, query } from './shared.ts';
+import { type ConsumeRow, consumeCtes, type LimitParams, limitParams, RERUN, untilDecided, usageStateOf } from './usage.ts';
 
 /**
- * Conversations on PostgreSQL: one statement (one round trip) per operation.
+ * Conversations on PostgreSQL: one statement (one round trip) per
+ * operation; the storage half of the repository (store/core/conversations.ts
+ * validates and shapes).
  *
  * - `conversations.message_count` is denormalised: an append bumps it under
  *   the conversation's row lock and inserts the message at the new count - 1,
  *   in the same statement, so positions are unique and gapless under any
- *   concurrency and a wrong owner simply matches no row (NOT_FOUND).
+ *   concurrency and a wrong owner simply matches no row (not found).
  * - list() is keyset pagination on (updated_at, id) descending through
- *   conversations_user_updated_idx. The cursor carries updated_at at full
+ *   conversations_user_updated_idx. The keyset carries updated_at at full
  *   microsecond precision (as text), because the API's millisecond ISO
  *   strings would skip or repeat rows that share a millisecond.
  */
@@ -53,19 +39,7 @@ interface ListRow extends SummaryRow {
   updated_key: string;
 }
 
-interface MessageRow {
-  position: number;
-  role: 'user' | 'assistant';
-  content: string | null;
-  stage1: unknown;
-  stage2: unknown;
-  stage3: unknown;
-  metadata: unknown;
-  created_iso: string;
-}
-
 interface GetRow extends SummaryRow {
-  user_id: string;
   position: number | null;
   role: 'user' | 'assistant' | null;
   content: string | null;
@@ -76,12 +50,23 @@ interface GetRow extends SummaryRow {
   message_created_iso: string | null;
 }
 
-const CONVERSATION = 'conversation';
-const UPDATED_KEY_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-const MAX_POSITION = 2 ** 31 - 1;
-/** Same rules as the JSON backend (store/json/conversations.ts). */
-const DEFAULT_SEARCH_LIMIT = 20;
-const MAX_SEARCH_TEXT = 1000;
+interface AppendRow {
+  position: number;
+  created_iso: string;
+}
+
+interface SendRow extends Partial<ConsumeRow>, Partial<AppendRow> {
+  found: boolean;
+}
+
+/**
+ * The SummaryRow columns of `table` (a name or alias), timestamps formatted
+ * by the server as the API shows them: ISO 8601, milliseconds, UTC.
+ */
+const summaryColumns = (sql: Sql, table: 'c' | 'conversations') =>
+  sql.unsafe(`${table}.id, ${table}.title, ${table}.message_count,
+    to_char(${table}.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
+    to_char(${table}.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso`);
 
 const toSummary = (row: SummaryRow): ConversationSummary => ({
   id: row.id,
@@ -91,20 +76,18 @@ const toSummary = (row: SummaryRow): ConversationSummary => ({
   messageCount: row.message_count,
 });
 
-function toMessage(row: MessageRow): Message {
-  const createdAt = row.created_iso;
-  if (row.role === 'user') return { role: 'user', position: row.position, content: row.content ?? '', createdAt };
-  const message: AssistantMessage = {
-    role: 'assistant',
-    position: row.position,
-    stage1: fromJsonb(row.stage1),
-    stage2: fromJsonb(row.stage2),
-    stage3: fromJsonb(row.stage3),
-    createdAt,
-  };
-  if (row.metadata !== null && row.metadata !== undefined) message.metadata = fromJsonb(row.metadata);
-  return message;
-}
+const toStoredMessage = (row: GetRow & { position: number; role: 'user' | 'assistant' }): StoredMessage => ({
+  position: row.position,
+  role: row.role,
+  content: row.content,
+  stage1: fromJsonb(row.stage1),
+  stage2: fromJsonb(row.stage2),
+  stage3: fromJsonb(row.stage3),
+  metadata: row.metadata === null ? null : fromJsonb(row.metadata),
+  createdAt: row.message_created_iso,
+});
+
+const toAppended = (row: AppendRow): Appended => ({ position: row.position, createdAt: row.created_iso });
 
 /**
  * A JSONB parameter: non-finite numbers tagged (json-values.ts), SQL NULL for
@@ -113,39 +96,71 @@ function toMessage(row: MessageRow): Message {
  */
 const jsonb = (sql: Sql, value: unknown) => sql.json((value === undefined ? null : toJsonb(value)) as postgres.JSONValue);
 
-const decodeListCursor = (cursor: string): [string, string] =>
-  decodeCursor(
-    cursor,
-    (parts) => parts.length === 2 && typeof parts[0] === 'string' && UPDATED_KEY_PATTERN.test(parts[0]) && isValidRecordId(parts[1]),
-  ) as [string, string];
-
-const decodeMessagesCursor = (cursor: string): number =>
-  decodeCursor(
-    cursor,
-    (parts) => parts.length === 1 && Number.isInteger(parts[0]) && (parts[0] as number) >= 0 && (parts[0] as number) <= MAX_POSITION,
-  )[0] as number;
-
 /**
  * The list() statement, exported so a test can EXPLAIN exactly what runs.
  * Two shapes rather than `$after is null or …`: a generic plan of the OR form
- * could not use the row comparison as an index condition. Fetches limit + 1
- * rows to know whether another page exists. The cursor's timestamp is sent
- * as text (`::text::timestamptz`): typed as timestamptz, postgres.js would
- * round-trip it through a JS Date and cut it to milliseconds.
+ * could not use the row comparison as an index condition. The keyset's
+ * timestamp is sent as text (`::text::timestamptz`): typed as timestamptz,
+ * postgres.js would round-trip it through a JS Date and cut it to milliseconds.
  * @internal
  */
-export function listQuery(sql: Sql, userId: string, after: [string, string] | null, limit: number) {
+export function listQuery(sql: Sql, userId: string, after: ListKey | null, count: number) {
   // The row comparison matches the index order, so the keyset is an index range scan.
-  const keyset = after === null ? sql`` : sql`and (updated_at, id) < (${after[0]}::text::timestamptz, ${after[1]}::text)`;
+  const keyset = after === null ? sql`` : sql`and (updated_at, id) < (${after.updatedKey}::text::timestamptz, ${after.id}::text)`;
   return sql<ListRow[]>`
-    select id, title, message_count,
-           to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
-           to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso,
+    select ${summaryColumns(sql, 'conversations')},
            to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_key
       from conversations
      where user_id = ${userId} ${keyset}
      order by updated_at desc, id desc
-     limit ${limit + 1}`;
+     limit ${count}`;
+}
+
+/**
+ * An append in two parts: the CTE `bumped` and the INSERT that reads it. The
+ * UPDATE takes the conversation's row lock (a concurrent append waits, then
+ * re-reads message_count), so each message gets its own gapless position; a
+ * wrong owner, or a false `gate`, matches no row and nothing is written.
+ */
+const bumpCte = (sql: Sql, userId: string, id: string, at: Date | null, gate: postgres.Fragment) => sql`
+    bumped as (
+      update conversations
+         set message_count = message_count + 1, updated_at = coalesce(${at}::timestamptz, now())
+       where id = ${id} and user_id = ${userId} and ${gate}
+      returning id, message_count, updated_at
+    )`;
+
+function insertBumped(sql: Sql, message: NewMessage) {
+  const assistant = message.role === 'assistant' ? message : undefined;
+  return sql`
+    insert into messages (conversation_id, position, role, content, stage1_data, stage2_data, stage3_data, metadata, created_at)
+    select bumped.id, bumped.message_count - 1, ${message.role}, ${message.role === 'user' ? message.content : null},
+           ${jsonb(sql, assistant?.stage1)}, ${jsonb(sql, assistant?.stage2)}, ${jsonb(sql, assistant?.stage3)},
+           ${jsonb(sql, assistant?.metadata)}, bumped.updated_at
+      from bumped
+    returning position, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso`;
+}
+
+/**
+ * The atomic send as one statement: `target` locks the user's conversation
+ * row first (a concurrent delete either finishes before — no row, nothing
+ * counted — or waits for us); the quota CTEs count only when it exists; the
+ * append runs only when the count was allowed. Lock order is always
+ * conversation then usage row, and no statement takes them the other way.
+ * @internal
+ */
+export function sendQuery(sql: Sql, userId: string, id: string, message: NewMessage, n: number, at: Date | null, limits: LimitParams) {
+  return sql<SendRow[]>`
+    with target as materialized (
+      select id from conversations where id = ${id} and user_id = ${userId} for update
+    ),
+    ${consumeCtes(sql, userId, n, at, limits, sql`exists (select 1 from target)`)},
+    ${bumpCte(sql, userId, id, at, sql`exists (select 1 from decision where allowed)`)},
+    appended as (${insertBumped(sql, message)})
+    select exists (select 1 from target) as found, decision.*, appended.*
+      from (select 1) one
+      left join decision on true
+      left join appended on true`;
 }
 
 /** LIKE pattern for a literal substring: the default escape character is backslash. */
@@ -153,201 +168,134 @@ export const likePattern = (text: string): string => `%${text.replace(/[\\%_]/g,
 
 export interface PostgresConversationsOptions {
   db: Database;
+  tierLimits: TierLimits;
   clock?: Clock;
+  logger?: Logger;
 }
 
-export class PostgresConversations implements ConversationRepository {
-  private readonly db: Database;
-  private readonly clock: Clock | undefined;
+export function createPostgresConversations(options: PostgresConversationsOptions): ConversationBackend {
+  const { db, clock } = options;
+  const limits = limitParams(options.tierLimits);
+  const logger = options.logger ?? silentLogger;
+  const label = (message: NewMessage) => `conversations.add${message.role === 'user' ? 'User' : 'Assistant'}Message`;
 
-  constructor(options: PostgresConversationsOptions) {
-    this.db = options.db;
-    this.clock = options.clock;
-  }
+  return {
+    async insert(userId, id, title) {
+      const at = nowParam(clock);
+      const rows = await query(
+        db,
+        'conversations.create',
+        (sql) =>
+          sql<SummaryRow[]>`
+          insert into conversations (id, user_id, title, created_at, updated_at)
+          values (${id}, ${userId}, ${title}, coalesce(${at}::timestamptz, now()), coalesce(${at}::timestamptz, now()))
+          on conflict (id) do nothing
+          returning ${summaryColumns(sql, 'conversations')}`,
+      );
+      return rows[0] && toSummary(rows[0]);
+    },
 
-  async create(userId: string, input: { id?: string; title?: string } = {}): Promise<Conversation> {
-    validateUserId(userId);
-    const id = input.id === undefined ? newId() : validateRecordId(input.id);
-    const title = input.title === undefined ? DEFAULT_TITLE : validateTitle(input.title);
-    const at = nowParam(this.clock);
-    const rows = await query(
-      this.db,
-      'conversations.create',
-      (sql) =>
-        sql<(SummaryRow & { user_id: string })[]>`
-        insert into conversations (id, user_id, title, created_at, updated_at)
-        values (${id}, ${userId}, ${title}, coalesce(${at}::timestamptz, now()), coalesce(${at}::timestamptz, now()))
-        on conflict (id) do nothing
-        returning id, user_id, title, message_count,
-                  to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
-                  to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso`,
-    );
-    const row = rows[0];
-    if (!row) throw new PgFerryError('CONFLICT', `conversation ${JSON.stringify(id)} already exists`, { id });
-    return { ...toSummary(row), userId: row.user_id, messages: [], nextMessagesCursor: null };
-  }
+    async read(userId, id, from, count) {
+      // One round trip: the conversation left-joined to `count` of its
+      // messages. The conversation's columns repeat on each row, which is
+      // cheaper than a second query.
+      const rows = await query(
+        db,
+        'conversations.get',
+        (sql) => sql<GetRow[]>`
+          select ${summaryColumns(sql, 'c')},
+                 m.position, m.role, m.content, m.stage1_data as stage1, m.stage2_data as stage2, m.stage3_data as stage3, m.metadata,
+                 to_char(m.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as message_created_iso
+            from conversations c
+            left join lateral (
+                  select position, role, content, stage1_data, stage2_data, stage3_data, metadata, created_at
+                    from messages
+                   where conversation_id = c.id and position >= ${from}
+                   order by position
+                   limit ${count}
+                 ) m on true
+           where c.id = ${id} and c.user_id = ${userId}
+           order by m.position`,
+        { idempotent: true },
+      );
+      const first = rows[0];
+      if (!first) return undefined;
+      const messages: StoredMessage[] = [];
+      for (const row of rows) {
+        if (row.position === null || row.role === null) break;
+        messages.push(toStoredMessage({ ...row, position: row.position, role: row.role }));
+      }
+      return { summary: toSummary(first), messages };
+    },
 
-  async get(userId: string, id: string, options: GetConversationOptions = {}): Promise<Conversation> {
-    validateUserId(userId);
-    validateRecordId(id);
-    const limit = clampLimit(options.messagesLimit, MAX_MESSAGES_LIMIT, MAX_MESSAGES_LIMIT);
-    const from = options.messagesCursor === undefined ? 0 : decodeMessagesCursor(options.messagesCursor);
-    // One round trip: the conversation left-joined to one page of its
-    // messages (limit + 1 to detect a next page). The conversation's columns
-    // repeat on each row, which is cheaper than a second query.
-    const rows = await query(
-      this.db,
-      'conversations.get',
-      (sql) => sql<GetRow[]>`
-        select c.id, c.user_id, c.title, c.message_count,
-               to_char(c.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
-               to_char(c.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso,
-               m.position, m.role, m.content, m.stage1_data as stage1, m.stage2_data as stage2, m.stage3_data as stage3, m.metadata,
-               to_char(m.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as message_created_iso
-          from conversations c
-          left join lateral (
-                select position, role, content, stage1_data, stage2_data, stage3_data, metadata, created_at
-                  from messages
-                 where conversation_id = c.id and position >= ${from}
-                 order by position
-                 limit ${limit + 1}
-               ) m on true
-         where c.id = ${id} and c.user_id = ${userId}
-         order by m.position`,
-      { idempotent: true },
-    );
-    const first = rows[0];
-    if (!first) throw notFound(CONVERSATION, id);
-    const messages: Message[] = [];
-    for (const row of rows.slice(0, limit)) {
-      if (row.position === null || row.role === null || row.message_created_iso === null) break;
-      messages.push(toMessage({ ...row, position: row.position, role: row.role, created_iso: row.message_created_iso }));
-    }
-    const last = messages[messages.length - 1];
-    const nextMessagesCursor = rows.length > limit && last ? encodeCursor([last.position + 1]) : null;
-    return { ...toSummary(first), userId: first.user_id, messages, nextMessagesCursor };
-  }
+    async listAfter(userId, after, count) {
+      const rows = await query(db, 'conversations.list', (sql) => listQuery(sql, userId, after, count), { idempotent: true });
+      return rows.map((row): ListedSummary => ({ ...toSummary(row), updatedKey: row.updated_key }));
+    },
 
-  async list(userId: string, options: ListOptions = {}): Promise<Page<ConversationSummary>> {
-    validateUserId(userId);
-    const limit = clampLimit(options.limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT);
-    const after = options.cursor === undefined ? null : decodeListCursor(options.cursor);
-    const rows = await query(this.db, 'conversations.list', (sql) => listQuery(sql, userId, after, limit), { idempotent: true });
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return {
-      items: page.map(toSummary),
-      nextCursor: rows.length > limit && last ? encodeCursor([last.updated_key, last.id]) : null,
-    };
-  }
+    async append(userId, id, message) {
+      const at = nowParam(clock);
+      const rows = await query(
+        db,
+        label(message),
+        (sql) => sql<AppendRow[]>`with ${bumpCte(sql, userId, id, at, sql`true`)} ${insertBumped(sql, message)}`,
+      );
+      return rows[0] && toAppended(rows[0]);
+    },
 
-  async addUserMessage(userId: string, id: string, content: string): Promise<UserMessage> {
-    validateUserId(userId);
-    validateRecordId(id);
-    validateContent(content);
-    const appended = await this.append(userId, id, { role: 'user', content });
-    return { role: 'user', content, ...appended };
-  }
+    async appendCounted(userId, id, message, n) {
+      const at = nowParam(clock);
+      return untilDecided(logger, userId, async () => {
+        const [row] = await query(db, 'conversations.sendUserMessage', (sql) => sendQuery(sql, userId, id, message, n, at, limits));
+        if (!row?.found) return undefined; // nothing counted
+        if (typeof row.allowed !== 'boolean') return RERUN; // a brand-new user's first usage row raced ours
+        const usage = { ...usageStateOf(row as ConsumeRow), allowed: row.allowed };
+        return { usage, appended: typeof row.position === 'number' ? toAppended(row as AppendRow) : null };
+      });
+    },
 
-  async addAssistantMessage(userId: string, id: string, input: AssistantMessageInput): Promise<AssistantMessage> {
-    validateUserId(userId);
-    validateRecordId(id);
-    const message = validateAssistantInput(input);
-    const appended = await this.append(userId, id, { role: 'assistant', ...message });
-    return { role: 'assistant', ...message, ...appended };
-  }
-
-  /**
-   * One statement: the UPDATE takes the conversation's row lock (a concurrent
-   * append waits, then re-reads message_count), so each message gets its own
-   * gapless position; a wrong owner matches no row → NOT_FOUND.
-   */
-  private async append(
-    userId: string,
-    id: string,
-    message: { role: 'user' | 'assistant'; content?: string } & Partial<AssistantMessageInput>,
-  ): Promise<{ position: number; createdAt: string }> {
-    const at = nowParam(this.clock);
-    const rows = await query(
-      this.db,
-      `conversations.add${message.role === 'user' ? 'User' : 'Assistant'}Message`,
-      (sql) =>
-        sql<{ position: number; created_iso: string }[]>`
-        with c as (
+    async setTitle(userId, id, title) {
+      const at = nowParam(clock);
+      const rows = await query(
+        db,
+        'conversations.updateTitle',
+        (sql) => sql<SummaryRow[]>`
           update conversations
-             set message_count = message_count + 1, updated_at = coalesce(${at}::timestamptz, now())
+             set title = ${title}, updated_at = coalesce(${at}::timestamptz, now())
            where id = ${id} and user_id = ${userId}
-          returning id, message_count, updated_at
-        )
-        insert into messages (conversation_id, position, role, content, stage1_data, stage2_data, stage3_data, metadata, created_at)
-        select c.id, c.message_count - 1, ${message.role}, ${message.content ?? null},
-               ${jsonb(sql, message.stage1)}, ${jsonb(sql, message.stage2)}, ${jsonb(sql, message.stage3)}, ${jsonb(sql, message.metadata)},
-               c.updated_at
-          from c
-        returning position, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso`,
-    );
-    const row = rows[0];
-    if (!row) throw notFound(CONVERSATION, id);
-    return { position: row.position, createdAt: row.created_iso };
-  }
+          returning ${summaryColumns(sql, 'conversations')}`,
+        { idempotent: true },
+      );
+      return rows[0] && toSummary(rows[0]);
+    },
 
-  async updateTitle(userId: string, id: string, title: string): Promise<ConversationSummary> {
-    validateUserId(userId);
-    validateRecordId(id);
-    validateTitle(title);
-    const at = nowParam(this.clock);
-    const rows = await query(
-      this.db,
-      'conversations.updateTitle',
-      (sql) => sql<SummaryRow[]>`
-        update conversations
-           set title = ${title}, updated_at = coalesce(${at}::timestamptz, now())
-         where id = ${id} and user_id = ${userId}
-        returning id, title, message_count,
-                  to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
-                  to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso`,
-      { idempotent: true },
-    );
-    const row = rows[0];
-    if (!row) throw notFound(CONVERSATION, id);
-    return toSummary(row);
-  }
+    async remove(userId, id) {
+      // Messages go with it: messages.conversation_id is `on delete cascade`.
+      const rows = await query(
+        db,
+        'conversations.delete',
+        (sql) => sql`delete from conversations where id = ${id} and user_id = ${userId} returning id`,
+      );
+      return rows.length > 0;
+    },
 
-  async delete(userId: string, id: string): Promise<void> {
-    validateUserId(userId);
-    validateRecordId(id);
-    // Messages go with it: messages.conversation_id is `on delete cascade`.
-    const rows = await query(
-      this.db,
-      'conversations.delete',
-      (sql) => sql`delete from conversations where id = ${id} and user_id = ${userId} returning id`,
-    );
-    if (rows.length === 0) throw notFound(CONVERSATION, id);
-  }
-
-  async search(userId: string, text: string, options: { limit?: number } = {}): Promise<ConversationSummary[]> {
-    validateUserId(userId);
-    if (typeof text !== 'string' || text.length === 0 || text.length > MAX_SEARCH_TEXT) {
-      throw invalidInput(`search text must be a string of 1-${MAX_SEARCH_TEXT} characters`, { field: 'text' });
-    }
-    const limit = clampLimit(options.limit, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT);
-    const pattern = likePattern(text);
-    const rows = await query(
-      this.db,
-      'conversations.search',
-      (sql) => sql<SummaryRow[]>`
-        select c.id, c.title, c.message_count,
-               to_char(c.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_iso,
-               to_char(c.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as updated_iso
-          from conversations c
-         where c.user_id = ${userId}
-           and (c.title ilike ${pattern}
-                or exists (select 1 from messages m
-                            where m.conversation_id = c.id and m.role = 'user' and m.content ilike ${pattern}))
-         order by c.updated_at desc, c.id desc
-         limit ${limit}`,
-      { idempotent: true },
-    );
-    return rows.map(toSummary);
-  }
+    async search(userId, text, limit) {
+      const pattern = likePattern(text);
+      const rows = await query(
+        db,
+        'conversations.search',
+        (sql) => sql<SummaryRow[]>`
+          select ${summaryColumns(sql, 'c')}
+            from conversations c
+           where c.user_id = ${userId}
+             and (c.title ilike ${pattern}
+                  or exists (select 1 from messages m
+                              where m.conversation_id = c.id and m.role = 'user' and m.content ilike ${pattern}))
+           order by c.updated_at desc, c.id desc
+           limit ${limit}`,
+        { idempotent: true },
+      );
+      return rows.map(toSummary);
+    },
+  };
 }

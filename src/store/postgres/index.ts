@@ -1,12 +1,14 @@
 import type { TierLimits } from '../../config.ts';
 import type { Database } from '../../db/database.ts';
 import { type Logger, redactSecrets, silentLogger } from '../../log.ts';
+import { createConversationRepository } from '../core/conversations.ts';
+import { createUsageRepository } from '../core/usage.ts';
 import type { Clock, Store, StoreHealth } from '../types.ts';
-import { PostgresConversations } from './conversations.ts';
-import { PostgresUsage } from './usage.ts';
+import { createPostgresConversations } from './conversations.ts';
+import { createPostgresUsage } from './usage.ts';
 
-export { listQuery, PostgresConversations } from './conversations.ts';
-export { consumeQuery, PostgresUsage } from './usage.ts';
+export { createPostgresConversations, listQuery, sendQuery } from './conversations.ts';
+export { consumeQuery, createPostgresUsage } from './usage.ts';
 
 export interface PostgresStoreOptions {
   /** A connected pgferry Database on a migrated schema. */
@@ -39,8 +41,8 @@ export interface PostgresStoreOptions {
 export function createPostgresStore(options: PostgresStoreOptions): Store {
   const { db, tierLimits, clock } = options;
   const logger = options.logger ?? silentLogger;
-  const conversations = new PostgresConversations({ db, clock });
-  const usage = new PostgresUsage({ db, tierLimits, clock, logger });
+  const conversations = createConversationRepository(createPostgresConversations({ db, tierLimits, clock, logger }), tierLimits);
+  const usage = createUsageRepository(createPostgresUsage({ db, tierLimits, clock, logger }), tierLimits);
   return {
     backend: 'postgres',
     mode: 'postgres',

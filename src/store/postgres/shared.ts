@@ -17,8 +17,8 @@ export const nowParam = (clock: Clock | undefined): Date | null => (clock ? cloc
 /**
  * SQLSTATEs that mean bad input rather than a server fault: NUL characters in
  * text/JSONB (22021, 22P05), values past PostgreSQL's size limits (54000),
- * and a forged cursor whose timestamp passes the pattern but is no date
- * (22007, 22008).
+ * and a date PostgreSQL cannot hold (22007, 22008) — the core decodes cursors
+ * strictly (store/core/cursors.ts), so this is only the second line of defence.
  */
 const INPUT_ERROR_CODES = new Set(['22021', '22P05', '54000', '22007', '22008']);
 

@@ -1,25 +1,17 @@
+import type postgres from 'postgres';
 import type { Tier, TierLimits } from '../../config.ts';
 import type { Database, Sql } from '../../db/database.ts';
-import { validateUserId } from '../../domain/ids.ts';
-import {
-  type ConsumeResult,
-  freshCounters,
-  periodsAt,
-  rollPeriods,
-  toStatus,
-  type UsageCounters,
-  type UsageStatus,
-  validateAmount,
-  validateTier,
-} from '../../domain/usage.ts';
+import { freshCounters, periodsAt } from '../../domain/usage.ts';
 import { PgFerryError } from '../../errors.ts';
 import { type Logger, silentLogger } from '../../log.ts';
-import type { Clock, UsageRepository } from '../types.ts';
+import type { UsageBackend, UsageState } from '../core/backend.ts';
+import type { Clock } from '../types.ts';
 import { nowParam, query } from './shared.ts';
 
 /**
  * Usage quotas on PostgreSQL: the rule of domain/usage.ts (consumeCounters)
- * as one atomic statement.
+ * as one atomic statement; the storage half of the repository
+ * (store/core/usage.ts validates and builds the status).
  *
  * Periods come from the database clock in UTC — `(now() at time zone 'utc')::date`
  * and the first of its month — unless a test injects a Clock, whose instant
@@ -32,7 +24,7 @@ import { nowParam, query } from './shared.ts';
  * table; they are not what the check uses.
  */
 
-interface StateRow {
+export interface StateRow {
   tier: Tier;
   daily_used: number;
   monthly_used: number;
@@ -44,17 +36,20 @@ interface StateRow {
   today: string;
 }
 
-interface ConsumeRow extends StateRow {
+export interface ConsumeRow extends StateRow {
   allowed: boolean;
 }
 
 /** How often consume() re-runs when a brand-new user's first row was inserted concurrently. */
 const FIRST_ROW_ATTEMPTS = 5;
 
-/** Six limit parameters in a fixed order: free, pro, enterprise × daily, monthly (null = unlimited). */
-type LimitParams = [number | null, number | null, number | null, number | null, number | null, number | null];
+/** A piece of SQL to splice into a statement. */
+type Fragment = postgres.Fragment;
 
-const limitParams = (limits: TierLimits): LimitParams => [
+/** Six limit parameters in a fixed order: free, pro, enterprise × daily, monthly (null = unlimited). */
+export type LimitParams = [number | null, number | null, number | null, number | null, number | null, number | null];
+
+export const limitParams = (limits: TierLimits): LimitParams => [
   limits.free.daily,
   limits.free.monthly,
   limits.pro.daily,
@@ -63,8 +58,18 @@ const limitParams = (limits: TierLimits): LimitParams => [
   limits.enterprise.monthly,
 ];
 
+/** The CTE that fixes "now": the current UTC day and month (database clock, or the injected instant `at`). */
+const periodsCte = (sql: Sql, at: Date | null) => sql`
+    p as (
+      select (t at time zone 'utc')::date as day, date_trunc('month', t at time zone 'utc')::date as month
+        from (select coalesce(${at}::timestamptz, now()) as t) clock
+    )`;
+
 /**
- * The consume() statement, exported for the benchmark and tests (@internal).
+ * The check-and-count as CTEs, shared by consume() and the atomic send
+ * (conversations.ts): `gate` is a boolean SQL expression that must hold for
+ * anything to be counted (`true` for consume; "the conversation exists" for
+ * a send).
  *
  * 1. `p`: the current UTC day and month.
  * 2. `cur`: the user's row, locked FOR UPDATE. Under READ COMMITTED a locked
@@ -76,14 +81,13 @@ const limitParams = (limits: TierLimits): LimitParams => [
  * 5. `ins`: a user without a row gets one (free tier) with the same decision.
  *    If another caller inserted it first, ON CONFLICT DO NOTHING returns no
  *    row and the caller re-runs the statement, which then takes path 2.
+ * 6. `decision`: one row — the outcome and the counts after it — unless (5)
+ *    lost that race or the gate is false.
  */
-export function consumeQuery(sql: Sql, userId: string, n: number, at: Date | null, limits: LimitParams) {
+export function consumeCtes(sql: Sql, userId: string, n: number, at: Date | null, limits: LimitParams, gate: Fragment) {
   const [freeDaily, freeMonthly, proDaily, proMonthly, entDaily, entMonthly] = limits;
-  return sql<ConsumeRow[]>`
-    with p as (
-      select (t at time zone 'utc')::date as day, date_trunc('month', t at time zone 'utc')::date as month
-        from (select coalesce(${at}::timestamptz, now()) as t) clock
-    ),
+  return sql`
+    ${periodsCte(sql, at)},
     cur as materialized (
       select user_id, tier, daily_used, monthly_used, total_queries, last_reset_daily, last_reset_monthly
         from usage
@@ -101,7 +105,8 @@ export function consumeQuery(sql: Sql, userId: string, n: number, at: Date | nul
                        as daily_limit,
                      case cur.tier when 'free' then ${freeMonthly}::int when 'pro' then ${proMonthly}::int else ${entMonthly}::int end
                        as monthly_limit
-                from cur cross join p) r
+                from cur cross join p
+               where ${gate}) r
     ),
     upd as (
       update usage u
@@ -126,20 +131,59 @@ export function consumeQuery(sql: Sql, userId: string, n: number, at: Date | nul
                           and (${freeMonthly}::int is null or ${n}::int <= ${freeMonthly}::int)
                          then ${n}::int else 0 end as counted
            ) o
-       where not exists (select 1 from cur)
+       where not exists (select 1 from cur) and ${gate}
       on conflict (user_id) do nothing
       returning tier, daily_used, monthly_used, total_queries, last_reset_daily, last_reset_monthly
-    )
-    select d.allowed, d.tier,
-           d.daily_used + case when d.allowed then ${n}::int else 0 end as daily_used,
-           d.monthly_used + case when d.allowed then ${n}::int else 0 end as monthly_used,
-           d.total_queries + case when d.allowed then ${n}::int else 0 end as total_queries,
-           d.day::text as last_reset_daily, d.month::text as last_reset_monthly, d.day::text as today
-      from d
-    union all
-    select ins.total_queries > 0, ins.tier, ins.daily_used, ins.monthly_used, ins.total_queries,
-           ins.last_reset_daily::text, ins.last_reset_monthly::text, p.day::text
-      from ins cross join p`;
+    ),
+    decision as (
+      select d.allowed, d.tier,
+             d.daily_used + case when d.allowed then ${n}::int else 0 end as daily_used,
+             d.monthly_used + case when d.allowed then ${n}::int else 0 end as monthly_used,
+             d.total_queries + case when d.allowed then ${n}::int else 0 end as total_queries,
+             d.day::text as last_reset_daily, d.month::text as last_reset_monthly, d.day::text as today
+        from d
+      union all
+      select ins.total_queries > 0, ins.tier, ins.daily_used, ins.monthly_used, ins.total_queries,
+             ins.last_reset_daily::text, ins.last_reset_monthly::text, p.day::text
+        from ins cross join p
+    )`;
+}
+
+/** The consume() statement, exported for the benchmark and tests (@internal). */
+export function consumeQuery(sql: Sql, userId: string, n: number, at: Date | null, limits: LimitParams) {
+  return sql<ConsumeRow[]>`with ${consumeCtes(sql, userId, n, at, limits, sql`true`)} select * from decision`;
+}
+
+/** What a statement built on consumeCtes answers when it must run again. */
+export const RERUN: unique symbol = Symbol('rerun');
+
+/**
+ * Run a statement built on consumeCtes until it decides: no decision row
+ * means a brand-new user's first row was inserted concurrently (`run`
+ * answers RERUN), and the re-run finds it.
+ */
+export async function untilDecided<T>(logger: Logger, userId: string, run: () => Promise<T | typeof RERUN>): Promise<T> {
+  for (let attempt = 1; attempt <= FIRST_ROW_ATTEMPTS; attempt++) {
+    const decided = await run();
+    if (decided !== RERUN) return decided;
+    logger.debug({ userId, attempt }, 'usage row created concurrently; re-running consume');
+  }
+  throw new PgFerryError('CONFLICT', `could not record usage for ${JSON.stringify(userId)}: its row kept changing; retry`);
+}
+
+/** Stored counters and periods of a row (the core rolls them to the current periods). */
+export function usageStateOf(row: StateRow): UsageState {
+  return {
+    periods: periodsOf(row.today),
+    counters: {
+      tier: row.tier,
+      dailyUsed: row.daily_used,
+      monthlyUsed: row.monthly_used,
+      totalQueries: Number(row.total_queries),
+      lastResetDaily: row.last_reset_daily,
+      lastResetMonthly: row.last_reset_monthly,
+    },
+  };
 }
 
 export interface PostgresUsageOptions {
@@ -149,104 +193,66 @@ export interface PostgresUsageOptions {
   logger?: Logger;
 }
 
-export class PostgresUsage implements UsageRepository {
-  private readonly db: Database;
-  private readonly limits: TierLimits;
-  private readonly limitParams: LimitParams;
-  private readonly clock: Clock | undefined;
-  private readonly logger: Logger;
+export function createPostgresUsage(options: PostgresUsageOptions): UsageBackend {
+  const { db, clock } = options;
+  const limits = options.tierLimits;
+  const params = limitParams(limits);
+  const logger = options.logger ?? silentLogger;
+  return {
+    async read(userId) {
+      const at = nowParam(clock);
+      // A user without a row reads as a fresh free-tier user; nothing is inserted.
+      const rows = await query(
+        db,
+        'usage.get',
+        (sql) => sql<(Omit<StateRow, 'tier'> & { tier: Tier | null })[]>`
+          with ${periodsCte(sql, at)}
+          select u.tier, u.daily_used, u.monthly_used, u.total_queries,
+                 u.last_reset_daily::text as last_reset_daily, u.last_reset_monthly::text as last_reset_monthly,
+                 p.day::text as today
+            from p left join usage u on u.user_id = ${userId}`,
+        { idempotent: true },
+      );
+      const row = rows[0]!;
+      if (row.tier === null) {
+        const periods = periodsOf(row.today);
+        return { counters: freshCounters(periods), periods };
+      }
+      return usageStateOf(row as StateRow);
+    },
 
-  constructor(options: PostgresUsageOptions) {
-    this.db = options.db;
-    this.limits = options.tierLimits;
-    this.limitParams = limitParams(options.tierLimits);
-    this.clock = options.clock;
-    this.logger = options.logger ?? silentLogger;
-  }
+    async consume(userId, n) {
+      const at = nowParam(clock);
+      return untilDecided(logger, userId, async () => {
+        const [row] = await query(db, 'usage.consume', (sql) => consumeQuery(sql, userId, n, at, params));
+        return row ? { ...usageStateOf(row), allowed: row.allowed } : RERUN;
+      });
+    },
 
-  async get(userId: string): Promise<UsageStatus> {
-    validateUserId(userId);
-    const at = nowParam(this.clock);
-    // A user without a row reads as a fresh free-tier user; nothing is inserted.
-    const rows = await query(
-      this.db,
-      'usage.get',
-      (sql) => sql<(Omit<StateRow, 'tier'> & { tier: Tier | null })[]>`
-        with p as (
-          select (t at time zone 'utc')::date as day, date_trunc('month', t at time zone 'utc')::date as month
-            from (select coalesce(${at}::timestamptz, now()) as t) clock
-        )
-        select u.tier, u.daily_used, u.monthly_used, u.total_queries,
-               u.last_reset_daily::text as last_reset_daily, u.last_reset_monthly::text as last_reset_monthly,
-               p.day::text as today
-          from p left join usage u on u.user_id = ${userId}`,
-      { idempotent: true },
-    );
-    const row = rows[0]!;
-    if (row.tier === null) {
-      const periods = periodsOf(row.today);
-      return toStatus(userId, freshCounters(periods), this.limits, periods);
-    }
-    return this.status(userId, row as StateRow);
-  }
-
-  async consume(userId: string, n = 1): Promise<ConsumeResult> {
-    validateUserId(userId);
-    validateAmount(n);
-    const at = nowParam(this.clock);
-    for (let attempt = 1; attempt <= FIRST_ROW_ATTEMPTS; attempt++) {
-      const rows = await query(this.db, 'usage.consume', (sql) => consumeQuery(sql, userId, n, at, this.limitParams));
-      const row = rows[0];
-      if (row) return { ...this.status(userId, row), allowed: row.allowed };
-      this.logger.debug({ userId, attempt }, 'usage row created concurrently; re-running consume');
-    }
-    throw new PgFerryError('CONFLICT', `could not record usage for ${JSON.stringify(userId)}: its row kept changing; retry`);
-  }
-
-  async setTier(userId: string, tier: Tier): Promise<UsageStatus> {
-    validateUserId(userId);
-    validateTier(tier);
-    const at = nowParam(this.clock);
-    const limit = this.limits[tier];
-    const rows = await query(
-      this.db,
-      'usage.setTier',
-      (sql) => sql<StateRow[]>`
-        with p as (
-          select (t at time zone 'utc')::date as day, date_trunc('month', t at time zone 'utc')::date as month
-            from (select coalesce(${at}::timestamptz, now()) as t) clock
-        ),
-        up as (
-          insert into usage as u (user_id, tier, last_reset_daily, last_reset_monthly, daily_limit, monthly_limit)
-          select ${userId}, ${tier}, p.day, p.month, ${limit.daily}::int, ${limit.monthly}::int from p
-          on conflict (user_id) do update
-             set tier = excluded.tier, daily_limit = excluded.daily_limit, monthly_limit = excluded.monthly_limit, updated_at = now()
-          returning u.tier, u.daily_used, u.monthly_used, u.total_queries, u.last_reset_daily, u.last_reset_monthly
-        )
-        select up.tier, up.daily_used, up.monthly_used, up.total_queries,
-               up.last_reset_daily::text as last_reset_daily, up.last_reset_monthly::text as last_reset_monthly,
-               p.day::text as today
-          from up cross join p`,
-      { idempotent: true },
-    );
-    return this.status(userId, rows[0]!);
-  }
-
-  private status(userId: string, row: StateRow): UsageStatus {
-    const periods = periodsOf(row.today);
-    const counters: UsageCounters = rollPeriods(
-      {
-        tier: row.tier,
-        dailyUsed: row.daily_used,
-        monthlyUsed: row.monthly_used,
-        totalQueries: Number(row.total_queries),
-        lastResetDaily: row.last_reset_daily,
-        lastResetMonthly: row.last_reset_monthly,
-      },
-      periods,
-    );
-    return toStatus(userId, counters, this.limits, periods);
-  }
+    async setTier(userId, tier) {
+      const at = nowParam(clock);
+      const limit = limits[tier];
+      const rows = await query(
+        db,
+        'usage.setTier',
+        (sql) => sql<StateRow[]>`
+          with ${periodsCte(sql, at)},
+          up as (
+            insert into usage as u (user_id, tier, last_reset_daily, last_reset_monthly, daily_limit, monthly_limit)
+            select ${userId}, ${tier}, p.day, p.month, ${limit.daily}::int, ${limit.monthly}::int from p
+            on conflict (user_id) do update
+               set tier = excluded.tier, daily_limit = excluded.daily_limit, monthly_limit = excluded.monthly_limit, updated_at = now()
+            returning u.tier, u.daily_used, u.monthly_used, u.total_queries, u.last_reset_daily, u.last_reset_monthly
+          )
+          select up.tier, up.daily_used, up.monthly_used, up.total_queries,
+                 up.last_reset_daily::text as last_reset_daily, up.last_reset_monthly::text as last_reset_monthly,
+                 p.day::text as today
+            from up cross join p`,
+        { idempotent: true },
+      );
+      return usageStateOf(rows[0]!);
+    },
+  };
 }
 
 /** Periods (day, month, reset instants) of a 'YYYY-MM-DD' UTC day. */
