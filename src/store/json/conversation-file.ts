@@ -1,115 +1,74 @@
-import { type ConversationSummary, DEFAULT_TITLE } from '../../domain/conversations.ts';
+import type { ConversationSummary } from '../../domain/conversations.ts';
+import { type ConversationDoc, type ConversationRow, type MessageRow, readConversation } from '../../formats/chat-conversation.ts';
+import { plainJson } from '../../formats/json-text.ts';
+import { isoFromUs } from '../../formats/timestamps.ts';
 import type { NewMessage, StoredMessage } from '../core/backend.ts';
 import { corruptFile } from './files.ts';
 
 /**
- * The on-disk shape of one conversation, as the seed chat app writes it
- * (DESIGN 8.1), and its mapping to the domain types:
- *
- *   {id, user_id, created_at, updated_at?, title,
- *    messages: [{role:"user", content, created_at?}
- *             | {role:"assistant", stage1, stage2, stage3, metadata?, created_at?}]}
- *
- * Seed files carry naive UTC timestamps ("2024-01-01T10:00:00.123456"), no
- * `updated_at` and no `metadata` when it was empty. Documents are modified in
- * place (append, retitle) so fields pgferry does not know survive a rewrite.
+ * The JSON backend's view of a conversation file. The file format itself —
+ * what a file may hold, how it is read, how a change is written in the app's
+ * own style — is src/formats/chat-conversation.ts, shared with the importer,
+ * so the store accepts exactly what `pgferry import` accepts and reads it
+ * identically. This module maps it to the core's storage types.
  */
 
-export interface ConversationDoc {
-  id?: unknown;
-  user_id?: unknown;
-  created_at: string;
-  updated_at?: unknown;
-  title?: unknown;
-  messages: Array<Record<string, unknown>>;
-  [field: string]: unknown;
+export type { ConversationDoc } from '../../formats/chat-conversation.ts';
+
+/** A file as read: the document (changed in place and written back whole) and what it says. */
+export interface ConversationFile {
+  doc: ConversationDoc;
+  row: ConversationRow;
 }
 
-/** Python isoformat with or without offset, 'T' or space separator, any fraction digits; or a bare date. */
-const TIMESTAMP = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2})(:\d{2})?(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?)?$/i;
-
-interface ParsedTimestamp {
-  /** Milliseconds since the epoch. */
-  time: number;
-  /** Fraction digits 4-6 (the microseconds within the millisecond), zero-padded. */
-  micros: string;
+/**
+ * Read a parsed file of `userId`'s folder; CORRUPT_DATA naming the file and
+ * the reason when the importer would reject it too.
+ */
+export function readConversationFile(value: unknown, filePath: string, userId: string, id: string, mtimeMs: number): ConversationFile {
+  const result = readConversation(value, { stem: id, folderUser: userId, mtimeMs, mtimeIsUpdate: true });
+  if (!result.ok) throw corruptFile(filePath, result.reason);
+  return { doc: value as ConversationDoc, row: result.row };
 }
 
-/** Naive values are UTC (the seed app used utcnow()); digits past the microsecond are dropped. */
-function parseTimestamp(value: unknown): ParsedTimestamp | null {
-  if (typeof value !== 'string') return null;
-  const match = TIMESTAMP.exec(value.trim());
-  if (!match) return null;
-  const [, date, hm = '00:00', seconds = ':00', fraction = '', zone = 'Z'] = match;
-  const millis = fraction.slice(0, 3).padEnd(3, '0');
-  const offset = zone.toUpperCase() === 'Z' ? 'Z' : zone.replace(/^([+-]\d{2})(\d{2})$/, '$1:$2');
-  const time = Date.parse(`${date}T${hm}${seconds}.${millis}${offset}`);
-  return Number.isNaN(time) ? null : { time, micros: fraction.slice(3, 6).padEnd(3, '0') };
-}
-
-/** A stored timestamp as ISO 8601 UTC with `Z` (milliseconds, as the API shows it). Null when unreadable. */
-export function toIsoUtc(value: unknown): string | null {
-  const parsed = parseTimestamp(value);
-  return parsed && new Date(parsed.time).toISOString();
-}
-
-/** A stored timestamp as 'YYYY-MM-DDTHH:MM:SS.ffffffZ' (microseconds, UTC): the list keyset, as PostgreSQL keeps it. */
-export function toIsoMicros(value: unknown): string | null {
-  const parsed = parseTimestamp(value);
-  return parsed && `${new Date(parsed.time).toISOString().slice(0, 23)}${parsed.micros}Z`;
-}
-
-/** Check the parts every operation relies on; anything else is kept as found. */
-export function asConversationDoc(value: unknown, filePath: string): ConversationDoc {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw corruptFile(filePath, 'not a JSON object');
-  const doc = value as Record<string, unknown>;
-  if (!Array.isArray(doc.messages)) throw corruptFile(filePath, '"messages" is not a list');
-  if (toIsoUtc(doc.created_at) === null) throw corruptFile(filePath, '"created_at" is not a timestamp');
-  for (const [index, message] of doc.messages.entries()) checkMessage(message, index, filePath);
-  return doc as ConversationDoc;
-}
-
-function checkMessage(message: unknown, index: number, filePath: string): void {
-  if (message === null || typeof message !== 'object' || Array.isArray(message)) {
-    throw corruptFile(filePath, `message ${index} is not an object`);
-  }
-  const { role, content } = message as Record<string, unknown>;
-  if (role === 'user' && typeof content !== 'string') throw corruptFile(filePath, `message ${index} has no text content`);
-  if (role !== 'user' && role !== 'assistant') throw corruptFile(filePath, `message ${index} has unknown role ${JSON.stringify(role)}`);
-}
-
-export function summaryOf(id: string, doc: ConversationDoc): ConversationSummary {
-  const createdAt = toIsoUtc(doc.created_at) as string; // checked by asConversationDoc
+export function summaryOf(row: ConversationRow): ConversationSummary {
   return {
-    id,
-    title: typeof doc.title === 'string' ? doc.title : DEFAULT_TITLE,
-    createdAt,
-    updatedAt: toIsoUtc(doc.updated_at) ?? createdAt,
-    messageCount: doc.messages.length,
+    id: row.id,
+    title: row.title,
+    createdAt: isoFromUs(row.createdUs),
+    updatedAt: isoFromUs(row.updatedUs),
+    messageCount: row.messages.length,
   };
 }
 
-/** updatedAt at microsecond precision (the list keyset); created_at when the seed file has no updated_at. */
-export function updatedKeyOf(doc: ConversationDoc): string {
-  return toIsoMicros(doc.updated_at) ?? (toIsoMicros(doc.created_at) as string); // created_at checked by asConversationDoc
+/** updatedAt at microsecond precision, 'YYYY-MM-DDTHH:MM:SS.ffffffZ': the list keyset, as PostgreSQL keeps it. */
+export function updatedKeyOf(row: ConversationRow): string {
+  const ms = Math.floor(row.updatedUs / 1000);
+  return `${new Date(ms).toISOString().slice(0, 23)}${String(row.updatedUs - ms * 1000).padStart(3, '0')}Z`;
 }
 
-/** A message of the file, decoded for the core (which builds the domain object). */
-export function storedMessageOf(raw: Record<string, unknown>, position: number): StoredMessage {
-  return { ...raw, role: raw.role as 'user' | 'assistant', position, createdAt: toIsoUtc(raw.created_at) };
+/** A message of the file for the core: exact numbers (2.0, big integers) stay in the file; callers get plain numbers. */
+export function storedMessageOf(message: MessageRow, position: number): StoredMessage {
+  const stored: StoredMessage = { position, role: message.role, content: message.content, createdAt: isoFromUs(message.createdUs) };
+  if (message.role === 'assistant') {
+    stored.stage1 = plainJson(message.stage1);
+    stored.stage2 = plainJson(message.stage2);
+    stored.stage3 = plainJson(message.stage3);
+    if (message.metadata !== undefined) stored.metadata = plainJson(message.metadata);
+  }
+  return stored;
 }
 
 /** A new message in the file's shape: `metadata` omitted when absent, as the seed app writes it. */
-export function rawMessageOf(message: NewMessage, createdAt: string): Record<string, unknown> {
-  if (message.role === 'user') return { role: 'user', content: message.content, created_at: createdAt };
+export function rawMessageOf(message: NewMessage): Record<string, unknown> {
+  if (message.role === 'user') return { role: 'user', content: message.content };
   const raw: Record<string, unknown> = { role: 'assistant', stage1: message.stage1, stage2: message.stage2, stage3: message.stage3 };
   if (message.metadata !== undefined) raw.metadata = message.metadata;
-  raw.created_at = createdAt;
   return raw;
 }
 
 /** Case-insensitive substring match on the title and user messages (assistant stages are not searched). */
-export function docMatches(doc: ConversationDoc, needle: string): boolean {
-  if (typeof doc.title === 'string' && doc.title.toLowerCase().includes(needle)) return true;
-  return doc.messages.some((m) => m.role === 'user' && (m.content as string).toLowerCase().includes(needle));
+export function rowMatches(row: ConversationRow, needle: string): boolean {
+  if (row.title.toLowerCase().includes(needle)) return true;
+  return row.messages.some((m) => m.role === 'user' && (m.content as string).toLowerCase().includes(needle));
 }

@@ -2,19 +2,22 @@ import { readdir } from 'node:fs/promises';
 import type { ConversationSummary } from '../../domain/conversations.ts';
 import { isValidRecordId } from '../../domain/ids.ts';
 import { isPgFerryError } from '../../errors.ts';
-import type { ConversationBackend, CountedAppend, ListedSummary } from '../core/backend.ts';
+import { appendMessage, type ConversationRow, newConversationDoc, retitle } from '../../formats/chat-conversation.ts';
+import { isoFromUs } from '../../formats/timestamps.ts';
+import type { Appended, ConversationBackend, CountedAppend, ListedSummary, NewMessage } from '../core/backend.ts';
 import { compareListKeys } from '../core/cursors.ts';
 import type { JsonContext } from './context.ts';
 import {
-  asConversationDoc,
   type ConversationDoc,
-  docMatches,
+  type ConversationFile,
   rawMessageOf,
+  readConversationFile,
+  rowMatches,
   storedMessageOf,
   summaryOf,
   updatedKeyOf,
 } from './conversation-file.ts';
-import { isDataFileName, REMOVE, readJsonFile, type UpdateOutcome, update } from './files.ts';
+import { isDataFileName, REMOVE, readJsonFileStat, type UpdateOutcome, update } from './files.ts';
 import { errorCode, ioError } from './locks.ts';
 import { consumeInFile } from './usage.ts';
 
@@ -33,76 +36,91 @@ const SCAN_CONCURRENCY = 16;
 export function createJsonConversations(ctx: JsonContext): ConversationBackend {
   const userDir = (userId: string) => ctx.pathIn('conversations', userId);
   const fileOf = (userId: string, id: string) => ctx.pathIn('conversations', userId, `${id}.json`);
-  const now = () => ctx.clock().toISOString();
 
   /**
    * Read-modify-write an existing conversation under its locks; undefined
-   * when it does not exist. `fn` returns `write: false` to leave the file as it is.
+   * when it does not exist. `fn` changes the document in place (through
+   * formats/chat-conversation.ts, in the file's own style) and returns
+   * `write: false` to leave the file as it is. The file's modification time is
+   * set to the store's clock: in the app's files it is the only record of a change.
    */
   function change<R>(
     userId: string,
     id: string,
-    fn: (doc: ConversationDoc) => Promise<{ write: boolean; result: R }> | { write: boolean; result: R },
+    fn: (file: ConversationFile, atUs: number) => Promise<{ write: boolean; result: R }> | { write: boolean; result: R },
   ): Promise<R | undefined> {
-    const file = fileOf(userId, id);
+    const path = fileOf(userId, id);
     return ctx.track(() =>
       update(
-        file,
-        async (current): Promise<UpdateOutcome<R | undefined>> => {
+        path,
+        async (current, mtimeMs): Promise<UpdateOutcome<R | undefined>> => {
           if (current === undefined) return { result: undefined };
-          const doc = asConversationDoc(current, file);
-          const { write, result } = await fn(doc);
-          return { next: write ? doc : undefined, result };
+          const file = readConversationFile(current, path, userId, id, mtimeMs);
+          const at = ctx.clock();
+          const { write, result } = await fn(file, at.getTime() * 1000);
+          return { next: write ? file.doc : undefined, result, modifiedAt: at };
         },
         ctx.lock,
       ),
     );
   }
 
+  /** What a document says once written at `atUs` (its summary after a change). */
+  const reread = (doc: ConversationDoc, path: string, userId: string, id: string, atUs: number) =>
+    readConversationFile(doc, path, userId, id, atUs / 1000).row;
+
   /** Every readable conversation of a user (optionally only those `keep` accepts), in keyset order. */
-  async function scan(userId: string, keep?: (doc: ConversationDoc) => boolean): Promise<ListedSummary[]> {
+  async function scan(userId: string, keep?: (row: ConversationRow) => boolean): Promise<ListedSummary[]> {
     const ids = await conversationIds(userDir(userId));
     const found: ListedSummary[] = [];
     await forEachLimited(ids, SCAN_CONCURRENCY, async (id) => {
-      const doc = await readForScan(fileOf(userId, id));
-      if (doc && (!keep || keep(doc))) found.push({ ...summaryOf(id, doc), updatedKey: updatedKeyOf(doc) });
+      const row = await readForScan(userId, id);
+      if (row && (!keep || keep(row))) found.push({ ...summaryOf(row), updatedKey: updatedKeyOf(row) });
     });
     return found.sort(compareListKeys);
   }
 
-  async function readForScan(file: string): Promise<ConversationDoc | undefined> {
+  async function readForScan(userId: string, id: string): Promise<ConversationRow | undefined> {
+    const path = fileOf(userId, id);
     try {
-      const value = await readJsonFile(file);
-      return value === undefined ? undefined : asConversationDoc(value, file);
+      const read = await readJsonFileStat(path);
+      return read === undefined ? undefined : readConversationFile(read.value, path, userId, id, read.mtimeMs).row;
     } catch (error) {
       if (!isPgFerryError(error, 'CORRUPT_DATA')) throw error;
       // One bad file must not hide a user's other conversations; the log names it for repair.
-      ctx.logger.warn({ path: file, err: error }, 'skipping corrupt conversation file');
+      ctx.logger.warn({ path, err: error }, 'skipping corrupt conversation file');
       return undefined;
     }
   }
 
+  /** Append in the file's style; where the message landed. */
+  const appendTo = (file: ConversationFile, message: NewMessage, atUs: number): Appended => {
+    appendMessage(file.doc, rawMessageOf(message), atUs);
+    return { position: file.doc.messages.length - 1, createdAt: isoFromUs(atUs) };
+  };
+
   return {
     insert: (userId, id, title) =>
       ctx.track(async () => {
-        const at = now();
-        const doc: ConversationDoc = { id, user_id: userId, created_at: at, updated_at: at, title, messages: [] };
+        const at = ctx.clock();
+        const doc = newConversationDoc(id, userId, title, at.getTime() * 1000);
+        const path = fileOf(userId, id);
         const created = await update(
-          fileOf(userId, id),
-          (current) => (current === undefined ? { next: doc, result: true } : { result: false }),
+          path,
+          (current) => (current === undefined ? { next: doc, result: true, modifiedAt: at } : { result: false }),
           ctx.lock,
         );
-        return created ? summaryOf(id, doc) : undefined;
+        return created ? summaryOf(reread(doc, path, userId, id, at.getTime() * 1000)) : undefined;
       }),
 
     read: (userId, id, from, count) =>
       ctx.track(async () => {
-        const file = fileOf(userId, id);
-        const value = await readJsonFile(file);
-        if (value === undefined) return undefined;
-        const doc = asConversationDoc(value, file);
-        const messages = doc.messages.slice(from, from + count).map((raw, i) => storedMessageOf(raw, from + i));
-        return { summary: summaryOf(id, doc), messages };
+        const path = fileOf(userId, id);
+        const read = await readJsonFileStat(path);
+        if (read === undefined) return undefined;
+        const { row } = readConversationFile(read.value, path, userId, id, read.mtimeMs);
+        const messages = row.messages.slice(from, from + count).map((m, i) => storedMessageOf(m, from + i));
+        return { summary: summaryOf(row), messages };
       }),
 
     listAfter: (userId, after, count) =>
@@ -112,42 +130,32 @@ export function createJsonConversations(ctx: JsonContext): ConversationBackend {
         return rest.slice(0, count);
       }),
 
-    append: (userId, id, message) =>
-      change(userId, id, (doc) => {
-        const at = now();
-        doc.messages.push(rawMessageOf(message, at));
-        doc.updated_at = at;
-        return { write: true, result: { position: doc.messages.length - 1, createdAt: at } };
-      }),
+    append: (userId, id, message) => change(userId, id, (file, atUs) => ({ write: true, result: appendTo(file, message, atUs) })),
 
     // The conversation's locks, then the usage file's (always in this order, and nothing takes them the
     // other way round, so no deadlock). The count is written first: a crash between the two writes costs
     // the user one query rather than giving a message away for free.
     appendCounted: (userId, id, message, n) =>
-      change(userId, id, async (doc): Promise<{ write: boolean; result: CountedAppend }> => {
+      change(userId, id, async (file, atUs): Promise<{ write: boolean; result: CountedAppend }> => {
         const usage = await consumeInFile(ctx, userId, n);
         if (!usage.allowed) return { write: false, result: { usage, appended: null } };
-        const at = now();
-        doc.messages.push(rawMessageOf(message, at));
-        doc.updated_at = at;
-        return { write: true, result: { usage, appended: { position: doc.messages.length - 1, createdAt: at } } };
+        return { write: true, result: { usage, appended: appendTo(file, message, atUs) } };
       }),
 
     setTitle: (userId, id, title) =>
-      change(userId, id, (doc) => {
-        doc.title = title;
-        doc.updated_at = now();
-        return { write: true, result: summaryOf(id, doc) };
+      change(userId, id, (file, atUs) => {
+        retitle(file.doc, title, atUs);
+        return { write: true, result: summaryOf(reread(file.doc, fileOf(userId, id), userId, id, atUs)) };
       }),
 
     remove: (userId, id) => {
-      const file = fileOf(userId, id);
+      const path = fileOf(userId, id);
       return ctx.track(() =>
         update(
-          file,
-          (current) => {
+          path,
+          (current, mtimeMs) => {
             if (current === undefined) return { result: false };
-            asConversationDoc(current, file); // a corrupt file is reported, not silently removed
+            readConversationFile(current, path, userId, id, mtimeMs); // a corrupt file is reported, not silently removed
             return { next: REMOVE, result: true };
           },
           ctx.lock,
@@ -158,7 +166,7 @@ export function createJsonConversations(ctx: JsonContext): ConversationBackend {
     search: (userId, text, limit) =>
       ctx.track(async () => {
         const needle = text.toLowerCase();
-        const found = await scan(userId, (doc) => docMatches(doc, needle));
+        const found = await scan(userId, (row) => rowMatches(row, needle));
         return found.slice(0, limit).map(({ updatedKey: _key, ...summary }): ConversationSummary => summary);
       }),
   };

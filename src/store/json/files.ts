@@ -89,12 +89,12 @@ export function corruptFile(filePath: string, reason: string): PgFerryError {
 }
 
 /** Replace `filePath` atomically and durably with `value` (caller holds the locks; see `update`). */
-export async function writeJsonFileAtomic(filePath: string, value: unknown): Promise<void> {
+export async function writeJsonFileAtomic(filePath: string, value: unknown, modifiedAt?: Date): Promise<void> {
   const dir = path.dirname(filePath);
   await ensureDir(dir);
   const temp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    await writeAndSync(temp, stringifyPythonJson(value, INDENT));
+    await writeAndSync(temp, stringifyPythonJson(value, INDENT), modifiedAt);
     await rename(temp, filePath);
   } catch (error) {
     await unlink(temp).catch(() => undefined);
@@ -103,10 +103,11 @@ export async function writeJsonFileAtomic(filePath: string, value: unknown): Pro
   await syncDir(dir);
 }
 
-async function writeAndSync(filePath: string, text: string): Promise<void> {
+async function writeAndSync(filePath: string, text: string, modifiedAt?: Date): Promise<void> {
   const handle = await open(filePath, 'wx', 0o644);
   try {
     await handle.writeFile(text, 'utf8');
+    if (modifiedAt) await handle.utimes(modifiedAt, modifiedAt);
     await handle.sync();
   } finally {
     await handle.close();
@@ -162,6 +163,12 @@ export interface UpdateOutcome<R> {
   /** New content; `undefined` leaves the file as it is, `REMOVE` deletes it. */
   next?: unknown;
   result: R;
+  /**
+   * The file's modification time once written (default: now). The store sets
+   * it to its clock's "now": a file's mtime says when it last changed (the
+   * chat app's files carry no updated_at), so it must follow the same clock.
+   */
+  modifiedAt?: Date;
 }
 
 /**
@@ -171,7 +178,7 @@ export interface UpdateOutcome<R> {
  */
 export async function update<R>(
   filePath: string,
-  fn: (current: unknown) => UpdateOutcome<R> | Promise<UpdateOutcome<R>>,
+  fn: (current: unknown, mtimeMs: number) => UpdateOutcome<R> | Promise<UpdateOutcome<R>>,
   options: LockOptions = {},
 ): Promise<R> {
   return withKeyedMutex(filePath, async () => {
@@ -179,9 +186,10 @@ export async function update<R>(
     return withLockFile(
       filePath,
       async () => {
-        const outcome = await fn(await readJsonFile(filePath));
+        const read = await readJsonFileStat(filePath);
+        const outcome = await fn(read?.value, read?.mtimeMs ?? 0);
         if (outcome.next === REMOVE) await removeFile(filePath);
-        else if (outcome.next !== undefined) await writeJsonFileAtomic(filePath, outcome.next);
+        else if (outcome.next !== undefined) await writeJsonFileAtomic(filePath, outcome.next, outcome.modifiedAt);
         return outcome.result;
       },
       options,
