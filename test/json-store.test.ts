@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -92,7 +92,9 @@ async function writeSeedConversation(userId = 'firebase-uid-1', id = 'seed-1', t
 
 describe('JSON store: the seed app file format', () => {
   it('reads a seed file with BOM, CRLF, NaN/Infinity, naive timestamps and missing metadata', async () => {
-    await writeSeedConversation();
+    const file = await writeSeedConversation();
+    const modified = new Date('2024-03-06T09:00:00.000Z');
+    await utimes(file, modified, modified);
     const store = open();
     const conversation = await store.conversations.get('firebase-uid-1', 'seed-1');
     expect(conversation).toMatchObject({
@@ -100,12 +102,13 @@ describe('JSON store: the seed app file format', () => {
       userId: 'firebase-uid-1',
       title: 'Café planning ☕',
       createdAt: '2024-03-05T14:07:09.123Z',
-      updatedAt: '2024-03-05T14:07:09.123Z', // no updated_at: falls back to created_at
+      updatedAt: '2024-03-06T09:00:00.000Z', // no updated_at: the file's modification time says when it changed
       messageCount: 4,
       nextMessagesCursor: null,
     });
     const [first, second, , fourth] = conversation.messages;
-    expect(first).toEqual({ role: 'user', position: 0, content: 'Where should we eat?', createdAt: null });
+    // The app's messages carry no timestamp: they take the conversation's, as `pgferry import` does.
+    expect(first).toEqual({ role: 'user', position: 0, content: 'Where should we eat?', createdAt: '2024-03-05T14:07:09.123Z' });
     expect(second).toMatchObject({ role: 'assistant', position: 1, stage3: { confidence: Infinity, floor: -Infinity } });
     expect((second as { stage2: Array<{ score: number }> }).stage2[0]?.score).toBeNaN();
     expect(fourth).not.toHaveProperty('metadata');
@@ -130,11 +133,13 @@ describe('JSON store: the seed app file format', () => {
       id: 'seed-1',
       user_id: 'firebase-uid-1',
       created_at: '2024-03-05T14:07:09.123456', // existing values are not rewritten
-      updated_at: '2025-01-02T03:04:05.678Z', // new timestamps carry Z
       title: 'Café planning ☕',
       pinned: true,
     });
-    expect(after.messages[4]).toEqual({ role: 'user', content: 'one more', created_at: '2025-01-02T03:04:05.678Z' });
+    // Nothing the app does not write: no updated_at, and no timestamp on a message in a file whose messages have none.
+    expect(after).not.toHaveProperty('updated_at');
+    expect(after.messages[4]).toEqual({ role: 'user', content: 'one more' });
+    expect((await stat(file)).mtime.toISOString()).toBe('2025-01-02T03:04:05.678Z');
 
     const list = await store.conversations.list('firebase-uid-1');
     expect(list.items).toEqual([
@@ -155,11 +160,11 @@ describe('JSON store: the seed app file format', () => {
     const created = await store.conversations.create('u1', { id: 'c1', title: 'T' });
     await store.conversations.addAssistantMessage('u1', 'c1', { stage1: [{ model: 'm', response: 'r' }], stage2: [], stage3: { x: NaN } });
     const raw = parsePythonJson(await readFile(path.join(dataDir, 'conversations/u1/c1.json'), 'utf8'));
+    // The chat app's own form: naive UTC, as Python's isoformat() writes it (no fraction at a whole second), no updated_at.
     expect(raw).toEqual({
       id: 'c1',
       user_id: 'u1',
-      created_at: '2025-06-01T12:00:00.000Z',
-      updated_at: '2025-06-01T12:00:00.000Z',
+      created_at: '2025-06-01T12:00:00',
       title: 'T',
       messages: [
         {
@@ -167,7 +172,7 @@ describe('JSON store: the seed app file format', () => {
           stage1: [{ model: 'm', response: 'r' }],
           stage2: [],
           stage3: { x: NaN },
-          created_at: '2025-06-01T12:00:00.000Z',
+          created_at: '2025-06-01T12:00:00',
         },
       ],
     });
@@ -207,7 +212,7 @@ describe('JSON store: corrupt files', () => {
 
   it('reports CORRUPT_DATA naming the file, never overwrites it, and keeps the process and other data working', async () => {
     const file = await writeSeedConversation('u1', 'bad', TORN);
-    await writeSeedConversation('u1', 'good');
+    await writeSeedConversation('u1', 'good', SEED_CONVERSATION.replace('"id": "seed-1"', '"id": "good"'));
     const logs: string[] = [];
     const logger = createLogger({
       destination: new Writable({
@@ -376,7 +381,7 @@ describe('JSON store: usage file and quota periods', () => {
     time.set('2025-03-15T01:00:00.000Z');
     expect(await store.usage.consume('u1')).toMatchObject({ allowed: true, daily: { used: 1 }, monthly: { used: 41 }, totalQueries: 401 });
     expect(parsePythonJson(await readFile(file, 'utf8'))).toMatchObject({
-      last_daily_reset: '2025-03-15',
+      last_daily_reset: '2025-03-15T00:00:00', // a datetime stays a datetime, as the app wrote it
       last_monthly_reset: '2025-03-01',
     });
     await store.close();

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,14 +81,17 @@ describe('cursors across backends', () => {
     // Seed-format files (naive UTC, microseconds) and the same rows in PostgreSQL.
     const rows = Array.from({ length: 9 }, (_, i) => ({
       id: `m${i}`,
-      created: '2024-01-01T10:00:00.000000',
+      created: '2024-01-01T08:00:00.000000',
       // m0..m5 share one millisecond, 1 µs apart, in reverse id order; m6..m8 tie exactly.
       updated: i < 6 ? `2024-01-01T10:00:00.123${String(9 - i).padStart(3, '0')}` : '2024-01-01T09:00:00.500000',
     }));
     await mkdir(path.join(dataDir, 'conversations', user), { recursive: true });
     for (const row of rows) {
       const doc = { id: row.id, user_id: user, created_at: row.created, updated_at: row.updated, title: row.id, messages: [] };
-      await writeFile(path.join(dataDir, 'conversations', user, `${row.id}.json`), JSON.stringify(doc));
+      const file = path.join(dataDir, 'conversations', user, `${row.id}.json`);
+      await writeFile(file, JSON.stringify(doc));
+      // Files written long ago: their modification time (which also counts as a change) is older than updated_at.
+      await utimes(file, new Date('2024-01-01T07:00:00Z'), new Date('2024-01-01T07:00:00Z'));
       await testDb.db.sql`
         insert into conversations (id, user_id, title, created_at, updated_at)
         values (${row.id}, ${user}, ${row.id}, ${`${row.created}Z`}::text::timestamptz, ${`${row.updated}Z`}::text::timestamptz)`;
