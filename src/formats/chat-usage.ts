@@ -1,5 +1,6 @@
 import { TIERS, type Tier, type TierLimits } from '../config.ts';
 import { isValidUserId } from '../domain/ids.ts';
+import type { UsageCounters } from '../domain/usage.ts';
 import { numberValue } from './json-text.ts';
 import { formatTimestamp, parseTimestampUs, styleOf } from './timestamps.ts';
 import { describe, isObject, type Validated } from './validated.ts';
@@ -19,16 +20,9 @@ import { describe, isObject, type Validated } from './validated.ts';
  * not read; they are rewritten to match when present.
  */
 
-export interface UsageRow {
+/** A usage file's counters (domain/usage.ts) and whose they are. */
+export interface UsageRow extends UsageCounters {
   userId: string;
-  tier: Tier;
-  dailyUsed: number;
-  monthlyUsed: number;
-  totalQueries: number;
-  /** YYYY-MM-DD: the UTC day the daily count belongs to. */
-  lastResetDaily: string;
-  /** YYYY-MM-01: the UTC month the monthly count belongs to. */
-  lastResetMonthly: string;
 }
 
 const INT4_MAX = 2_147_483_647;
