@@ -59,6 +59,10 @@ describe('JSON text', () => {
       fc.property(fc.array(fc.tuple(fc.string({ maxLength: 8 }), lexeme), { maxLength: 10 }), (pairs) => {
         const text = `{${pairs.map(([k, v], i) => `${JSON.stringify(`k${i}${k}`)}:${v}`).join(',')}}`;
         expect(stringifyJsonText(parseJsonText(text))).toBe(text);
+        // and in arrays (after `[` and `,`), and as a whole document
+        const array = `[${pairs.map(([, v]) => v).join(',')}]`;
+        expect(stringifyJsonText(parseJsonText(array))).toBe(array);
+        for (const [, v] of pairs) expect(stringifyJsonText(parseJsonText(v))).toBe(v);
       }),
       { numRuns: 300, seed: 8 },
     );

@@ -55,17 +55,21 @@ const NUMBER_LEXEME = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 
 /**
  * Could this text hold a number that JSON.parse would change? A cheap,
- * conservative scan: a match may be inside a string (then the careful path
- * just costs a little more), but a number JSON.parse would change always matches:
+ * conservative scan of the numbers in value position (at the start, or after
+ * `:`, `,` or `[`): text inside a string may match too (then the careful path
+ * just costs a little more), but a number JSON.parse would change always
+ * matches one of:
  * - an exponent (`1e400`, `1.5E+3`);
  * - a fraction ending in 0 (`2.0`, `1.50`);
- * - 16 or more digits, with or without a point (beyond a double's precision);
+ * - 16 or more digits and points (beyond a double's 15 significant digits);
  * - negative zero (`-0`);
  * - a value below 1e-6, which JavaScript prints with an exponent (`0.0000001`).
  * Any other decimal has at most 15 significant digits and no trailing zero,
  * and JavaScript's shortest round-trip form prints exactly those digits.
+ * Anchoring on value position keeps timestamps and prose ("…04.703110",
+ * "version 1.10") in strings from sending every file down the slower path.
  */
-const LOSSY_NUMBER = /\d[eE]|\.\d*0(?!\d)|\d[\d.]{15}|-0(?![.\d])|0\.000000/;
+const LOSSY_NUMBER = /(?:^|[:,[])\s*(?:-?\d+(?:\.\d+)?[eE]|-?\d+\.\d*0(?!\d)|-?(?=[\d.]{16})\d|-0(?![.\deE])|-?0\.000000)/;
 
 const SENTINEL = '\u0000pgferry:';
 /** A bare NaN/±Infinity where a JSON value can stand: after `:`, `,` or `[`, before `,`, `]` or `}`. */
