@@ -151,6 +151,18 @@ describe("verify's database-side hash", () => {
     expect(rows.map((r) => r.out)).toEqual(all.map((c) => JSON.stringify(c)));
   });
 
+  it('only the order of positions counts: gaps, or a first position other than 0, hash as 0..n-1', async () => {
+    const x: Generated = {
+      head: { id: 'gaps', userId: 'u', title: 't', createdUs: 1_714_558_830_123_456 },
+      createdAt: formatTimestampUs(1_714_558_830_123_456),
+      messages: ['a', 'b', 'c'].map((content) => ({ role: 'user', content, stage1: null, stage2: null, stage3: null, metadata: null })),
+    };
+    await insert([x]);
+    await db.db.sql`update messages set position = position * 5 + 3 where conversation_id = 'gaps'`;
+    expect((await hashInServer(db.db, ['gaps']))?.get('gaps')).toBe(expectedHash(x));
+    expect((await hashInNode(db.db, ['gaps'])).get('gaps')).toBe(expectedHash(x));
+  });
+
   it('a created_at JavaScript cannot hold exactly is hashed here, from the rows', async () => {
     const far: Generated[] = ['2300-06-15 12:34:56.789012+00', '1500-01-01 00:00:00.000001+00'].map((createdAt, i) => ({
       head: { id: `far-${i}`, userId: 'u', title: 't', createdUs: 0 },
