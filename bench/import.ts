@@ -21,26 +21,33 @@
  * Targets: import ≥ 0.7× \copy (aim 0.9×) and ≥ 10× per-row; verify ≥ 50k
  * messages/s; import peak RSS < 300 MB and flat across corpus sizes.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
-import { type Sql, withDatabase } from '../src/db/database.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
-import { Migrator } from '../src/schema/migrator.ts';
-import { prepareConversation, prepareUsage } from '../src/transfer/canonical.ts';
+import { prepareConversation } from '../src/transfer/canonical.ts';
 import { selectKinds } from '../src/transfer/kinds/index.ts';
-import { writeSample } from '../src/transfer/sample.ts';
 import { scanSource, sourcePath } from '../src/transfer/source.ts';
-import { formatTimestampUs, parseDocument, validateConversation, validateUsage } from '../src/transfer/validate.ts';
+import { formatTimestampUs, parseDocument, validateConversation } from '../src/transfer/validate.ts';
+import {
+  BenchDatabases,
+  CONVERSATIONS,
+  copyRows,
+  corpus,
+  MESSAGES,
+  machine,
+  mb,
+  num,
+  preconvert,
+  REPO,
+  run,
+  secs,
+  summaryNumber,
+  timed,
+} from './lib.ts';
 
-const REPO = fileURLToPath(new URL('../', import.meta.url));
 const BIN = path.join(REPO, 'bin/pgferry.js');
-const PSQL = '/usr/bin/psql';
 
 // ---------------------------------------------------------------- flags
 
@@ -53,167 +60,7 @@ const option = (name: string): string | undefined => {
 const SCALE = Number(option('--scale') ?? 1);
 const JOBS = Number(option('--jobs') ?? 2);
 const USERS = Math.max(1, Math.round(2000 * SCALE));
-const CONVERSATIONS = 25;
-const MESSAGES = 20;
 const SAMPLE_EVERY = 20; // 5%
-
-// ---------------------------------------------------------------- helpers
-
-const mb = (bytes: number) => (bytes / 1_048_576).toFixed(1);
-const num = (n: number) => Math.round(n).toLocaleString('en-US');
-const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-
-async function timed<T>(label: string, fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
-  process.stderr.write(`… ${label}\n`);
-  const started = performance.now();
-  const value = await fn();
-  const ms = performance.now() - started;
-  process.stderr.write(`  ${label}: ${secs(ms)}\n`);
-  return { ms, value };
-}
-
-interface Child {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  /** Peak resident set size of the process (VmHWM, sampled), MB. */
-  peakRssMb: number;
-}
-
-function run(command: string, args: string[], env: Record<string, string> = {}): Promise<Child> {
-  return new Promise((resolve, reject) => {
-    const { DATABASE_URL: _ignored, ...base } = process.env;
-    const child = spawn(command, args, { cwd: REPO, env: { ...base, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let peak = 0;
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    const sample = setInterval(async () => {
-      const status = await readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '');
-      const match = /VmHWM:\s+(\d+) kB/.exec(status);
-      if (match) peak = Math.max(peak, Number(match[1]) / 1024);
-    }, 100);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearInterval(sample);
-      resolve({ code, stdout, stderr, peakRssMb: Math.round(peak) });
-    });
-  });
-}
-
-/** COPY text format escaping. */
-function copyText(value: string | null): string {
-  if (value === null) return '\\N';
-  return value.replace(/[\\\n\r\t]/g, (ch) => (ch === '\\' ? '\\\\' : ch === '\n' ? '\\n' : ch === '\r' ? '\\r' : '\\t'));
-}
-
-async function machine(sql: Sql): Promise<string> {
-  const cpu = (await readFile('/proc/cpuinfo', 'utf8').catch(() => '')).match(/model name\s*:\s*(.*)/)?.[1] ?? os.cpus()[0]?.model ?? '?';
-  const [pg] = await sql<{ v: string }[]>`select current_setting('server_version') as v`;
-  const load = os
-    .loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ');
-  return `${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, load ${load}; Node ${process.version}; PostgreSQL ${pg?.v}`;
-}
-
-// ---------------------------------------------------------------- corpus
-
-interface Corpus {
-  dir: string;
-  files: number;
-  bytes: number;
-  conversations: number;
-  messages: number;
-}
-
-async function corpus(dir: string, users: number): Promise<Corpus> {
-  const marker = path.join(dir, '.bench-corpus.json');
-  const wanted = { users, conversations: CONVERSATIONS, messages: MESSAGES, seed: 1, version: 1 };
-  try {
-    const existing = JSON.parse(await readFile(marker, 'utf8')) as { params: typeof wanted; corpus: Corpus };
-    if (JSON.stringify(existing.params) === JSON.stringify(wanted)) {
-      process.stderr.write(`  reusing the corpus in ${dir}\n`);
-      return existing.corpus;
-    }
-  } catch {
-    // generate below
-  }
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
-  let lastReport = 0;
-  const result = await writeSample(dir, {
-    ...wanted,
-    onUser: (done, total) => {
-      if (performance.now() - lastReport > 10_000) {
-        lastReport = performance.now();
-        process.stderr.write(`  generated ${done}/${total} users\n`);
-      }
-    },
-  });
-  const out: Corpus = { dir, files: result.files, bytes: result.bytes, conversations: result.conversations, messages: result.messages };
-  await writeFile(marker, JSON.stringify({ params: wanted, corpus: out }));
-  return out;
-}
-
-/**
- * The corpus as COPY text files for the three tables — exactly the rows import
- * writes (same validation, same JSON text, timestamps with microseconds).
- */
-async function preconvert(dir: string, out: string): Promise<{ conversations: string; messages: string; usage: string }> {
-  const files = {
-    conversations: path.join(out, 'conversations.tsv'),
-    messages: path.join(out, 'messages.tsv'),
-    usage: path.join(out, 'usage.tsv'),
-  };
-  const streams = Object.fromEntries(Object.entries(files).map(([k, f]) => [k, createWriteStream(f)])) as Record<
-    keyof typeof files,
-    ReturnType<typeof createWriteStream>
-  >;
-  const put = async (stream: ReturnType<typeof createWriteStream>, line: string) => {
-    if (!stream.write(line)) await once(stream, 'drain');
-  };
-  const scan = await scanSource(dir, selectKinds());
-  for (const file of scan.files) {
-    const parsed = parseDocument(await readFile(sourcePath(dir, file), 'utf8'));
-    if (!parsed.ok) continue;
-    if (file.kind === 'conversations') {
-      const valid = validateConversation(file, parsed.value);
-      if (!valid.ok) continue;
-      const c = prepareConversation(valid.row, file.rel, file.size);
-      if (typeof c === 'string') continue;
-      await put(
-        streams.conversations,
-        `${copyText(c.key)}\t${copyText(c.row.userId)}\t${copyText(c.row.title)}\t${formatTimestampUs(c.row.createdUs)}\t${formatTimestampUs(c.row.updatedUs)}\t${c.messages.length}\n`,
-      );
-      let lines = '';
-      c.messages.forEach((m, i) => {
-        lines +=
-          `${copyText(c.key)}\t${i}\t${m.role}\t${copyText(m.content)}\t${copyText(m.json.stage1)}\t${copyText(m.json.stage2)}\t` +
-          `${copyText(m.json.stage3)}\t${copyText(m.json.metadata)}\t${formatTimestampUs(m.createdUs)}\n`;
-      });
-      await put(streams.messages, lines);
-    } else {
-      const valid = validateUsage(file, parsed.value);
-      if (!valid.ok) continue;
-      const u = prepareUsage(valid.row, file.rel, file.size).row;
-      await put(
-        streams.usage,
-        `${u.userId}\t${u.tier}\t${u.dailyUsed}\t${u.monthlyUsed}\t${u.totalQueries}\t${u.lastResetDaily}\t${u.lastResetMonthly}\n`,
-      );
-    }
-  }
-  for (const stream of Object.values(streams)) {
-    stream.end();
-    await once(stream, 'finish');
-  }
-  return files;
-}
 
 /** One INSERT and one commit per row (autocommit), as the seed apps' scripts do, for every 20th conversation. */
 async function perRow(url: string, dir: string): Promise<{ rows: number; messages: number; ms: number }> {
@@ -248,8 +95,6 @@ async function perRow(url: string, dir: string): Promise<{ rows: number; message
   return { rows, messages, ms };
 }
 
-const summaryNumber = (text: string, pattern: RegExp) => Number((pattern.exec(text)?.[1] ?? 'NaN').replace(/,/g, ''));
-
 // ---------------------------------------------------------------- main
 
 async function main() {
@@ -263,27 +108,11 @@ async function main() {
     adminUrl = server.url;
     stopServer = server.stop;
   }
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  const databases: string[] = [];
-  const fresh = async (name: string) => {
-    const db = `bench_import_${name}_${process.pid}`;
-    await admin.unsafe(`drop database if exists ${db}`);
-    await admin.unsafe(`create database ${db}`);
-    databases.push(db);
-    const url = withDatabase(adminUrl!, db);
-    const sql = postgres(url, { max: 1, onnotice: () => {} });
-    await new Migrator(sql as unknown as Sql).up();
-    // Same conditions for every phase: no autovacuum of one phase's rows running during the next.
-    for (const table of ['conversations', 'messages', 'usage', 'import_log'])
-      await sql.unsafe(`alter table ${table} set (autovacuum_enabled = off)`);
-    await sql.end();
-    // …and no dirty buffers of the previous phase being written out while this one is timed.
-    await admin.unsafe('checkpoint');
-    return url;
-  };
+  const databases = new BenchDatabases(adminUrl);
+  const fresh = (name: string) => databases.fresh(name);
 
   try {
-    const about = await machine(admin as unknown as Sql);
+    const about = await machine(databases.sql);
     const data = (
       await timed(`corpus (${USERS} users × ${CONVERSATIONS} conversations × ~${MESSAGES} messages)`, () => corpus(corpusDir, USERS))
     ).value;
@@ -291,20 +120,7 @@ async function main() {
 
     // (a) the server's limit
     const copyUrl = await fresh('copy');
-    const copy = await timed('(a) psql \\copy', async () => {
-      const result = await run(PSQL, [
-        copyUrl,
-        '-v',
-        'ON_ERROR_STOP=1',
-        '-c',
-        `\\copy conversations (id, user_id, title, created_at, updated_at, message_count) from '${tsv.conversations}'`,
-        '-c',
-        `\\copy messages (conversation_id, position, role, content, stage1_data, stage2_data, stage3_data, metadata, created_at) from '${tsv.messages}'`,
-        '-c',
-        `\\copy usage (user_id, tier, daily_used, monthly_used, total_queries, last_reset_daily, last_reset_monthly) from '${tsv.usage}'`,
-      ]);
-      if (result.code !== 0) throw new Error(`psql failed: ${result.stderr}`);
-    });
+    const copy = await timed('(a) psql \\copy', () => copyRows(copyUrl, tsv));
 
     // (b) pgferry import, end to end
     const importUrl = await fresh('pgferry');
@@ -316,7 +132,7 @@ async function main() {
     const importRss = Math.max(imported.value.peakRssMb, summaryNumber(imported.value.stdout, /peak RSS (\d+) MB/));
 
     // verify on (b)'s database
-    await admin.unsafe('checkpoint');
+    await databases.checkpoint();
     const verified = await timed('pgferry verify', () => run(process.execPath, [BIN, 'verify', '--from', data.dir, '--to', importUrl]));
     if (verified.value.code !== 0) throw new Error(`verify failed (${verified.value.code}): ${verified.value.stdout}`);
 
@@ -374,8 +190,7 @@ async function main() {
     }
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
-    for (const db of databases) await admin.unsafe(`drop database if exists ${db} with (force)`).catch(() => {});
-    await admin.end();
+    await databases.close();
     await stopServer();
     await rm(work, { recursive: true, force: true });
   }

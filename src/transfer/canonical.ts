@@ -32,7 +32,8 @@ import { type ConversationRow, isStorableJson, UNSTORABLE, type UsageRow } from 
  * property test checks jsonbText against the server for random values.
  */
 
-const CANONICAL_VERSION = 'pgferry-canonical-1';
+/** First line of every hashed text (a database-side hash starts with it too: kinds/conversations/verify.ts). */
+export const CANONICAL_VERSION = 'pgferry-canonical-1';
 
 /** jsonb's key order: shorter (in UTF-8 bytes) first, then bytewise. Most objects arrive already in order. */
 function sortKeys(keys: string[]): string[] {

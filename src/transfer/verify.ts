@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { Database } from '../db/database.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { TaskLimiter } from './concurrency.ts';
@@ -61,6 +62,15 @@ export interface VerifySummary {
   bytes: number;
   elapsedMs: number;
   ok: boolean;
+}
+
+/**
+ * Reader threads for verify: one per core (at most 4). Unlike import's, this
+ * thread has next to nothing to do — the server hashes the database side —
+ * so the readers, which parse and hash the files, may have every core.
+ */
+function verifyReaders(): number {
+  return Math.min(4, os.availableParallelism());
 }
 
 export async function runVerify(options: VerifyOptions): Promise<VerifySummary> {
@@ -139,7 +149,7 @@ export async function runVerify(options: VerifyOptions): Promise<VerifySummary> 
       settings: { defaultUser: options.defaultUser },
       readConcurrency: options.readConcurrency,
       encode: null,
-      workers: options.readers,
+      workers: options.readers ?? verifyReaders(),
     });
     for await (const record of records) {
       const c = counts(record.kind);
