@@ -4,6 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parsePythonJson, stringifyPythonJson } from '../../domain/json-values.ts';
 import { PgFerryError } from '../../errors.ts';
+import { jsonParseReason } from '../../formats/json-error.ts';
 import { errorCode, ioError, type LockOptions, withKeyedMutex, withLockFile } from './locks.ts';
 
 /**
@@ -78,7 +79,7 @@ export function parseJsonText(text: string, filePath: string): unknown {
   try {
     return parsePythonJson(text);
   } catch (error) {
-    throw corruptFile(filePath, error instanceof Error ? error.message : String(error));
+    throw corruptFile(filePath, jsonParseReason(error, text));
   }
 }
 
