@@ -81,7 +81,7 @@ describe.each(BACKENDS)('HTTP edges on %s', (backend) => {
         headers: { 'content-type': 'application/json', 'x-user-id': user },
         body: bad,
       });
-      const body = await response.json();
+      const body = (await response.json()) as { error: unknown };
       expect(response.status).toBe(400);
       expect(isErrorBody(body)).toBe(true);
       expect(body.error).toMatchObject({ code: 'INVALID_INPUT', message: expect.stringContaining('UTF-8') });

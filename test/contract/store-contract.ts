@@ -259,6 +259,25 @@ export function runStoreContract(name: string, factory: HarnessFactory): void {
         expect(got.stage2[0]?.score).toBe(Number.NEGATIVE_INFINITY);
       });
 
+      it('keeps `__proto__` and `constructor` keys in stage data and metadata as own keys', async () => {
+        const user = newUser();
+        const { id } = await store.conversations.create(user);
+        const stage3 = JSON.parse('{"model":"m","response":"r","__proto__":{"polluted":true},"constructor":{"prototype":1}}');
+        const metadata = JSON.parse('{"__proto__":[1,2.0,{"__proto__":"deep"}],"label_to_model":{}}');
+        await store.conversations.addAssistantMessage(user, id, { ...sampleAssistant, stage3, metadata });
+        const [message] = (await store.conversations.get(user, id)).messages;
+        const got = message as unknown as { stage3: Record<string, unknown>; metadata: Record<string, unknown> };
+        expect(Object.hasOwn(got.stage3, '__proto__')).toBe(true);
+        expect(Object.getPrototypeOf(got.stage3)).toBe(Object.prototype);
+        expect(Object.getOwnPropertyDescriptor(got.stage3, '__proto__')?.value).toEqual({ polluted: true });
+        expect(Object.getOwnPropertyDescriptor(got.stage3, 'constructor')?.value).toEqual({ prototype: 1 });
+        expect((got.stage3 as { polluted?: unknown }).polluted).toBeUndefined();
+        const list = Object.getOwnPropertyDescriptor(got.metadata, '__proto__')?.value as unknown[];
+        expect(list.slice(0, 2).map(Number)).toEqual([1, 2]);
+        expect(Object.getOwnPropertyDescriptor(list[2], '__proto__')?.value).toBe('deep');
+        expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
+      });
+
       it('searches title and user messages, case-insensitively, treating % and _ literally', async () => {
         const user = newUser();
         const a = await store.conversations.create(user, { title: 'Quarterly Budget' });
