@@ -292,6 +292,36 @@ export function runStoreContract(name: string, factory: HarnessFactory): void {
         expect(await store.conversations.search(user, 'nothing-matches-this')).toEqual([]);
       });
 
+      it('folds case the same way on every backend: simple per-character lowercase (İ, ß, Σ/σ/ς, ı)', async () => {
+        const user = newUser();
+        const titles = [
+          'İSTANBUL',
+          'istanbul',
+          'STRAẞE',
+          'straße',
+          'strasse',
+          'ΟΔΟΣ',
+          'οδος',
+          'σοφία',
+          'ıspanak',
+          'ISPANAK',
+          'KELVIN \u212a',
+        ];
+        const ids = new Map<string, string>();
+        for (const title of titles) ids.set(title, (await store.conversations.create(user, { title })).id);
+        const found = async (q: string) => (await store.conversations.search(user, q)).map((c) => c.title).sort();
+        expect(await found('istanbul')).toEqual(['istanbul', 'İSTANBUL'].sort());
+        expect(await found('İstanbul')).toEqual(['istanbul', 'İSTANBUL'].sort());
+        expect(await found('straße')).toEqual(['STRAẞE', 'straße'].sort());
+        expect(await found('STRASSE')).toEqual(['strasse']);
+        expect(await found('οδοσ')).toEqual(['ΟΔΟΣ', 'οδος'].sort());
+        expect(await found('ΟΔΟς')).toEqual(['ΟΔΟΣ', 'οδος'].sort());
+        expect(await found('Σοφ')).toEqual(['σοφία']);
+        expect(await found('ıspanak')).toEqual(['ıspanak']);
+        expect(await found('ispanak')).toEqual(['ISPANAK']);
+        expect(await found('kelvin k')).toEqual(['KELVIN \u212a']);
+      });
+
       it('rejects bad input before touching storage', async () => {
         const user = newUser();
         const { id } = await store.conversations.create(user);
