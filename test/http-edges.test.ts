@@ -99,6 +99,17 @@ describe.each(BACKENDS)('HTTP edges on %s', (backend) => {
     expect(empty.status).toBe(201);
   });
 
+  it('serves `__proto__` and `constructor` keys of stored stage data as ordinary keys', async () => {
+    const user = `proto-${backend}`;
+    const { id } = await store.conversations.create(user);
+    const stage3 = JSON.parse('{"model":"m","response":"r","__proto__":{"polluted":true},"constructor":{"x":1}}');
+    await store.conversations.addAssistantMessage(user, id, { stage1: [], stage2: [], stage3 });
+    const answer = await call(server.url, 'GET', `/v1/conversations/${id}`, { user });
+    expect(answer.status).toBe(200);
+    expect(answer.text).toContain('"__proto__":{"polluted":true}');
+    expect(answer.text).toContain('"constructor":{"x":1}');
+  });
+
   it('a malformed JSON body is a 400 that names the place, not the text', async () => {
     const marker = 'SECRET-MARKER-4711';
     const answer = await call(server.url, 'POST', '/v1/conversations', { user: 'json-bad', body: `{"title": ${marker}}` });

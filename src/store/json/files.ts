@@ -14,7 +14,8 @@ import { errorCode, ioError, isProcessAlive, type LockOptions, withKeyedMutex, w
  * → write → fsync file → rename over the target → fsync the directory. A
  * reader therefore sees the old or the new content, never a torn file, and
  * needs no lock. A crash leaves at most a `.…tmp` file, which readers ignore
- * (only `*.json` names not starting with a dot are data).
+ * (only `*.json` names not starting with a dot are data) and the store
+ * removes when it next opens (removeStaleTempFiles).
  *
  * Files are read and written as Python's json module does (bare NaN and
  * Infinity, optional BOM), since the seed apps wrote them.
