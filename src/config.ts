@@ -48,6 +48,8 @@ export interface Config {
     audience: string | undefined;
     adminClaim: string;
     adminValue: string;
+    /** Refuse tokens without an `exp` claim (AUTH_REQUIRE_EXP, default true): such a token would be valid forever. */
+    requireExp: boolean;
   };
   s3: {
     bucket: string | undefined;
@@ -200,6 +202,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       audience: env.AUTH_AUDIENCE || undefined,
       adminClaim: env.AUTH_ADMIN_CLAIM || 'role',
       adminValue: env.AUTH_ADMIN_VALUE || 'admin',
+      requireExp: readBool(env, 'AUTH_REQUIRE_EXP', true),
     },
     s3: {
       bucket: env.S3_BUCKET_NAME || undefined,

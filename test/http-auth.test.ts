@@ -287,6 +287,31 @@ describe('auth configuration', () => {
     }
   });
 
+  it('AUTH_REQUIRE_EXP (default on) refuses a token without exp; AUTH_REQUIRE_EXP=false accepts it', async () => {
+    const neverExpires = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().sign(enc.encode(SECRET));
+    const strict = await startServer({ store, config: testConfig({ AUTH_MODE: 'jwt', AUTH_JWT_SECRET: SECRET }) });
+    const lenient = await startServer({
+      store,
+      config: testConfig({ AUTH_MODE: 'jwt', AUTH_JWT_SECRET: SECRET, AUTH_REQUIRE_EXP: 'false' }),
+    });
+    try {
+      const refused = await call(strict.url, 'GET', '/v1/usage', { token: neverExpires });
+      expect(refused.status).toBe(401);
+      expect(refused.body.error).toMatchObject({ code: 'UNAUTHORIZED', message: expect.stringContaining('exp') });
+      const withExp = await new SignJWT({ sub: 'alice' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setExpirationTime('5m')
+        .sign(enc.encode(SECRET));
+      expect((await call(strict.url, 'GET', '/v1/usage', { token: withExp })).status).toBe(200);
+      const accepted = await call(lenient.url, 'GET', '/v1/usage', { token: neverExpires });
+      expect(accepted.status).toBe(200);
+      expect(accepted.body.userId).toBe('alice');
+    } finally {
+      await strict.close();
+      await lenient.close();
+    }
+  });
+
   it('answers 503 (not 401) when the JWKS cannot be fetched', async () => {
     const dead = await serveJwks([]);
     await dead.close();

@@ -1,6 +1,7 @@
 import { type Config, type Env, loadConfig } from '../config.ts';
 import { PgFerryError } from '../errors.ts';
 import { createLogger, type Logger, redactSecrets } from '../log.ts';
+import { terminalSafe } from '../transfer/summary.ts';
 
 /**
  * Shared plumbing for CLI commands: exit codes, config from env + flags,
@@ -30,11 +31,11 @@ export function makeContext(overrides: Partial<Config> = {}, env: Env = process.
 /** Print an error for a person and pick the exit code: 2 for usage/config errors, 1 otherwise. */
 export function reportError(error: unknown): number {
   if (error instanceof PgFerryError) {
-    process.stderr.write(`pgferry: ${redactSecrets(error.message)}\n`);
+    process.stderr.write(`pgferry: ${terminalSafe(redactSecrets(error.message))}\n`);
     return error.code === 'CONFIG_ERROR' || error.code === 'INVALID_INPUT' ? EXIT.USAGE : EXIT.CHECK_FAILED;
   }
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`pgferry: unexpected error: ${redactSecrets(message)}\n`);
+  process.stderr.write(`pgferry: unexpected error: ${terminalSafe(redactSecrets(message))}\n`);
   if (process.env.LOG_LEVEL === 'debug' && error instanceof Error && error.stack) {
     process.stderr.write(`${redactSecrets(error.stack)}\n`);
   }

@@ -98,7 +98,11 @@ function clean<T>(value: T, field: string): T {
 export const validateTitle = (value: unknown): string => clean(parse(titleSchema, value, 'title'), 'title');
 export const validateContent = (value: unknown): string => clean(parse(contentSchema, value, 'content'), 'content');
 export function validateAssistantInput(value: unknown): AssistantMessageInput {
-  const parsed = clean(parse(assistantSchema, value, 'message'), 'message');
+  const checked = parse(assistantSchema, value, 'message');
+  // z.record rebuilds an object by assignment, which turns a `__proto__` key into the prototype (the key is lost):
+  // the schema only checks the shape, the caller's own objects are kept.
+  const given = value as { stage3: Record<string, unknown> | null; metadata?: Record<string, unknown> | null };
+  const parsed = clean({ ...checked, stage3: given.stage3, metadata: given.metadata }, 'message');
   const out: AssistantMessageInput = { stage1: parsed.stage1, stage2: parsed.stage2, stage3: parsed.stage3 };
   if (parsed.metadata !== undefined && parsed.metadata !== null) out.metadata = parsed.metadata;
   return out;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isRawNumber, numericText, parseJsonText, stringifyJsonText } from '../formats/json-text.ts';
+import { isRawNumber, numericText, parseJsonText, setJsonKey, stringifyJsonText } from '../formats/json-text.ts';
 
 /**
  * The seed apps are Python: their JSON files contain bare `NaN`, `Infinity`
@@ -47,7 +47,7 @@ export function toJsonb(value: unknown): unknown {
     for (const [key, item] of entries) {
       const next = toJsonb(item);
       if (next !== item) changed = true;
-      out[key] = next;
+      setJsonKey(out, key, next);
     }
     if (entries.length === 1 && isTagKey(entries[0]![0])) return { [ESCAPE_TAG]: out };
     return changed ? out : value;
@@ -64,7 +64,7 @@ export function fromJsonb(value: unknown): unknown {
     const escaped = entries.length === 1 && entries[0]![0] === ESCAPE_TAG ? entries[0]![1] : undefined;
     if (escaped !== null && typeof escaped === 'object' && !Array.isArray(escaped)) entries = Object.entries(escaped);
     const out: Record<string, unknown> = {};
-    for (const [key, item] of entries) out[key] = fromJsonb(item);
+    for (const [key, item] of entries) setJsonKey(out, key, fromJsonb(item));
     return out;
   }
   return value;

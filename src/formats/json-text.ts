@@ -158,6 +158,17 @@ export function stringifyJsonText(value: unknown, indent?: number): string {
 }
 
 /**
+ * `object[key] = value` for a key read from JSON. A plain assignment to the
+ * key `__proto__` would set the object's prototype instead (the key vanishes
+ * from the data); defining the property keeps it an ordinary own key, as
+ * JSON.parse itself does.
+ */
+export function setJsonKey(object: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
+  else object[key] = value;
+}
+
+/**
  * The value with every raw number turned into a plain JS number (what the
  * library and the REST API hand out). Returns the input itself when it holds
  * no raw number, so the common case allocates nothing.
@@ -184,7 +195,7 @@ export function plainJson(value: unknown): unknown {
     const next = plainJson(item);
     if (next !== item) {
       out ??= { ...record };
-      out[key] = next;
+      setJsonKey(out, key, next);
     }
   }
   return out ?? value;

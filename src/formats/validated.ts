@@ -13,6 +13,16 @@ export type Validated<T> =
 export const isObject = (value: unknown): value is Record<string, unknown> =>
   value !== null && typeof value === 'object' && !Array.isArray(value);
 
-/** A value named in a reason: its type, never more than a few characters of its content. */
+/**
+ * A value named in a reason: its type (and a string's length), never its
+ * content — reasons go to reports, logs and terminals, and a file's text may
+ * be secret or hold terminal control sequences.
+ */
 export const describe = (value: unknown): string =>
-  value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value === 'string' ? `"${value.slice(0, 40)}"` : typeof value;
+  value === null
+    ? 'null'
+    : Array.isArray(value)
+      ? 'a list'
+      : typeof value === 'string'
+        ? `a string of ${value.length} characters`
+        : typeof value;

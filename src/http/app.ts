@@ -5,11 +5,13 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { Config } from '../config.ts';
 import { assertCleanInput } from '../domain/clean-input.ts';
+import { invalidInput } from '../errors.ts';
+import { jsonErrorOffset, jsonParseReason } from '../formats/json-error.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import type { Store } from '../store/types.ts';
 import { createAuthenticator, type Principal } from './auth.ts';
 import { renderDocsPage } from './docs.ts';
-import { registerErrorHandling, sendError } from './errors.ts';
+import { answerClientError, registerErrorHandling, sendError } from './errors.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { conversationRoutes } from './routes/conversations.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -102,18 +104,36 @@ async function coerceQueryIntegers(request: FastifyRequest): Promise<void> {
 }
 
 /**
- * Browsers and the app's frontend send `content-type: application/json` on a
- * POST or DELETE that has no body; the API says no body is fine there, so an
- * empty JSON body is parsed as no body. Fastify's own parser answers 400
- * FST_ERR_CTP_EMPTY_JSON_BODY; anything non-empty still goes through it
- * (malformed JSON and `__proto__` keys stay 400).
+ * The JSON body parser. Browsers and the app's frontend send
+ * `content-type: application/json` on a POST or DELETE that has no body; the
+ * API says no body is fine there, so an empty JSON body is parsed as no body
+ * (Fastify's own parser answers 400 FST_ERR_CTP_EMPTY_JSON_BODY).
+ *
+ * The body is decoded as strict UTF-8: Fastify would decode invalid bytes as
+ * U+FFFD and store the replacement silently; here they are a 400. The JSON
+ * itself goes through Fastify's parser (`__proto__`/`constructor` keys stay
+ * 400), and a syntax error names its place, never the body's text.
  */
-function acceptEmptyJsonBody(app: App): void {
+function parseJsonBodies(app: App): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
+  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body.length === 0) done(null, undefined);
-    else parseJson(request, body as string, done);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer;
+    if (bytes.length === 0) return done(null, undefined);
+    let text: string;
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      return done(invalidInput('the body is not valid UTF-8: send JSON encoded as UTF-8', { field: 'body' }));
+    }
+    parseJson(request, text, (error, value) => {
+      // An error for well-formed text is secure-json-parse refusing a `__proto__`/`constructor` key: its message quotes nothing.
+      if (error && jsonErrorOffset(text) !== -1)
+        done(invalidInput(`the body is not valid JSON: ${jsonParseReason(new SyntaxError(), text)}`, { field: 'body' }));
+      else if (error) done(error);
+      else done(null, value);
+    });
   });
 }
 
@@ -152,6 +172,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     return503OnClosing: true,
     routerOptions: { maxParamLength: 512 },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    clientErrorHandler: answerClientError,
     frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       sendError(error, request, reply);
     },
@@ -187,7 +208,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   });
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
   app.removeContentTypeParser('text/plain');
-  acceptEmptyJsonBody(app);
+  parseJsonBodies(app);
 
   // ---- decorators ----
   app.decorateRequest('principal', null as unknown as Principal);

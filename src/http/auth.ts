@@ -102,7 +102,9 @@ export function createAuthenticator(config: Config, options: AuthenticatorOption
   const jwks = auth.jwksUrl
     ? createRemoteJWKSet(new URL(auth.jwksUrl), { timeoutDuration: options.jwksTimeoutMs ?? 5000, cooldownDuration: 30_000 })
     : undefined;
-  const claimsOptions: JWTVerifyOptions = { clockTolerance: CLOCK_TOLERANCE_SECONDS, requiredClaims: ['sub'] };
+  // A token without `exp` never expires: a leaked one would work forever, so it is refused unless AUTH_REQUIRE_EXP=false.
+  const requiredClaims = auth.requireExp ? ['sub', 'exp'] : ['sub'];
+  const claimsOptions: JWTVerifyOptions = { clockTolerance: CLOCK_TOLERANCE_SECONDS, requiredClaims };
   if (auth.issuer) claimsOptions.issuer = auth.issuer;
   if (auth.audience) claimsOptions.audience = auth.audience;
 

@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ConsumeResult, UsageStatus } from '../domain/usage.ts';
 import { ERROR_CODES, type ErrorCode, PgFerryError } from '../errors.ts';
@@ -137,4 +140,34 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) =>
     sendError(new PgFerryError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]?.slice(0, 200)}`), request, reply),
   );
+}
+
+/** What Node's HTTP parser refused, as the error the client gets. */
+function clientErrorOf(error: NodeJS.ErrnoException): { code: ErrorCode; message: string } {
+  if (error.code === 'HPE_HEADER_OVERFLOW')
+    return { code: 'HEADERS_TOO_LARGE', message: 'the request headers are larger than the server accepts' };
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return { code: 'REQUEST_TIMEOUT', message: 'the request did not arrive completely in time' };
+  return { code: 'INVALID_INPUT', message: 'the request is not valid HTTP/1.1 (bad request line, header or framing)' };
+}
+
+/**
+ * Fastify's `clientErrorHandler`: answers for requests Node's parser refused
+ * before any route saw them (bad request line → 400, headers too large →
+ * 431, timeout → 408). They carry the documented error body like every other
+ * answer; the connection is then closed, since the byte stream is unusable.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  if (socket.writable) {
+    const { code, message } = clientErrorOf(error);
+    const status = ERROR_CODES[code].status;
+    const requestId = randomUUID();
+    const body = JSON.stringify({ error: { code, message, requestId } } satisfies ErrorBody);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }

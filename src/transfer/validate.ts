@@ -1,5 +1,6 @@
 import { type ConversationRow, readConversation } from '../formats/chat-conversation.ts';
 import { readUsage, type UsageRow } from '../formats/chat-usage.ts';
+import { jsonParseReason } from '../formats/json-error.ts';
 import { parseJsonText } from '../formats/json-text.ts';
 import type { Validated } from '../formats/validated.ts';
 import { fileStem, fileUser, type SourceFile } from './sources/chat.ts';
@@ -55,7 +56,7 @@ export function parseDocument(text: string): { ok: true; value: unknown } | { ok
   try {
     return { ok: true, value: parseJsonText(text) };
   } catch (error) {
-    return { ok: false, reason: `malformed JSON: ${(error as Error).message}` };
+    return { ok: false, reason: jsonParseReason(error, text) };
   }
 }
 

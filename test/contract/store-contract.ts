@@ -259,6 +259,25 @@ export function runStoreContract(name: string, factory: HarnessFactory): void {
         expect(got.stage2[0]?.score).toBe(Number.NEGATIVE_INFINITY);
       });
 
+      it('keeps `__proto__` and `constructor` keys in stage data and metadata as own keys', async () => {
+        const user = newUser();
+        const { id } = await store.conversations.create(user);
+        const stage3 = JSON.parse('{"model":"m","response":"r","__proto__":{"polluted":true},"constructor":{"prototype":1}}');
+        const metadata = JSON.parse('{"__proto__":[1,2.0,{"__proto__":"deep"}],"label_to_model":{}}');
+        await store.conversations.addAssistantMessage(user, id, { ...sampleAssistant, stage3, metadata });
+        const [message] = (await store.conversations.get(user, id)).messages;
+        const got = message as unknown as { stage3: Record<string, unknown>; metadata: Record<string, unknown> };
+        expect(Object.hasOwn(got.stage3, '__proto__')).toBe(true);
+        expect(Object.getPrototypeOf(got.stage3)).toBe(Object.prototype);
+        expect(Object.getOwnPropertyDescriptor(got.stage3, '__proto__')?.value).toEqual({ polluted: true });
+        expect(Object.getOwnPropertyDescriptor(got.stage3, 'constructor')?.value).toEqual({ prototype: 1 });
+        expect((got.stage3 as { polluted?: unknown }).polluted).toBeUndefined();
+        const list = Object.getOwnPropertyDescriptor(got.metadata, '__proto__')?.value as unknown[];
+        expect(list.slice(0, 2).map(Number)).toEqual([1, 2]);
+        expect(Object.getOwnPropertyDescriptor(list[2], '__proto__')?.value).toBe('deep');
+        expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
+      });
+
       it('searches title and user messages, case-insensitively, treating % and _ literally', async () => {
         const user = newUser();
         const a = await store.conversations.create(user, { title: 'Quarterly Budget' });
@@ -271,6 +290,36 @@ export function runStoreContract(name: string, factory: HarnessFactory): void {
         expect(await store.conversations.search(user, '0%g')).toEqual([]);
         expect(await store.conversations.search(user, 'h%r')).toEqual([]);
         expect(await store.conversations.search(user, 'nothing-matches-this')).toEqual([]);
+      });
+
+      it('folds case the same way on every backend: simple per-character lowercase (İ, ß, Σ/σ/ς, ı)', async () => {
+        const user = newUser();
+        const titles = [
+          'İSTANBUL',
+          'istanbul',
+          'STRAẞE',
+          'straße',
+          'strasse',
+          'ΟΔΟΣ',
+          'οδος',
+          'σοφία',
+          'ıspanak',
+          'ISPANAK',
+          'KELVIN \u212a',
+        ];
+        const ids = new Map<string, string>();
+        for (const title of titles) ids.set(title, (await store.conversations.create(user, { title })).id);
+        const found = async (q: string) => (await store.conversations.search(user, q)).map((c) => c.title).sort();
+        expect(await found('istanbul')).toEqual(['istanbul', 'İSTANBUL'].sort());
+        expect(await found('İstanbul')).toEqual(['istanbul', 'İSTANBUL'].sort());
+        expect(await found('straße')).toEqual(['STRAẞE', 'straße'].sort());
+        expect(await found('STRASSE')).toEqual(['strasse']);
+        expect(await found('οδοσ')).toEqual(['ΟΔΟΣ', 'οδος'].sort());
+        expect(await found('ΟΔΟς')).toEqual(['ΟΔΟΣ', 'οδος'].sort());
+        expect(await found('Σοφ')).toEqual(['σοφία']);
+        expect(await found('ıspanak')).toEqual(['ıspanak']);
+        expect(await found('ispanak')).toEqual(['ISPANAK']);
+        expect(await found('kelvin k')).toEqual(['KELVIN \u212a']);
       });
 
       it('rejects bad input before touching storage', async () => {

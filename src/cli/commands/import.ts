@@ -9,7 +9,7 @@ import { LOAD_METHODS, type LoadMethod } from '../../transfer/load.ts';
 import { ProgressDisplay } from '../../transfer/progress.ts';
 import { checkWritable } from '../../transfer/report.ts';
 import { resolveSourceRoot } from '../../transfer/source.ts';
-import { formatTable, peakRssMb, perSecond, seconds } from '../../transfer/summary.ts';
+import { formatTable, peakRssMb, perSecond, seconds, terminalSafe } from '../../transfer/summary.ts';
 import { checkTargetUrl, lockImport, openTarget } from '../../transfer/target.ts';
 import { type EngineResult, runInWorker } from '../../transfer/worker.ts';
 import { action, EXIT, makeContext } from '../context.ts';
@@ -232,7 +232,9 @@ function printSummary(
     out('');
     out(`${report.errors} problems, ${report.warnings} warnings${flags.report ? ` — all in ${path.resolve(flags.report)}` : ''}:`);
     for (const line of report.first)
-      out(`  ${line.severity === 'error' ? 'error  ' : 'warning'} ${line.file ?? '-'} [${line.record ?? '-'}]: ${line.reason}`);
+      out(
+        `  ${line.severity === 'error' ? 'error  ' : 'warning'} ${terminalSafe(line.file ?? '-')} [${terminalSafe(line.record ?? '-')}]: ${terminalSafe(line.reason)}`,
+      );
     if (report.errors + report.warnings > report.first.length) out(flags.report ? '  …' : '  … (pass --report FILE for the full list)');
   }
 }

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { kindNames } from '../../transfer/kinds/index.ts';
 import { ProgressDisplay } from '../../transfer/progress.ts';
-import { formatTable, peakRssMb, perSecond, seconds } from '../../transfer/summary.ts';
+import { formatTable, peakRssMb, perSecond, seconds, terminalSafe } from '../../transfer/summary.ts';
 import { openTarget } from '../../transfer/target.ts';
 import { runInWorker } from '../../transfer/worker.ts';
 import { action, EXIT } from '../context.ts';
@@ -87,7 +87,9 @@ async function verifyCommand(flags: VerifyFlags): Promise<number> {
     ctx.out('');
     ctx.out(`DIFFERENT: ${report.errors} problems${flags.report ? ` — all in ${path.resolve(flags.report)}` : ''}:`);
     for (const line of report.first)
-      ctx.out(`  ${line.problem ?? 'problem'} ${line.kind} ${line.record ?? '-'}${line.file ? ` (${line.file})` : ''}: ${line.reason}`);
+      ctx.out(
+        `  ${line.problem ?? 'problem'} ${line.kind} ${terminalSafe(line.record ?? '-')}${line.file ? ` (${terminalSafe(line.file)})` : ''}: ${terminalSafe(line.reason)}`,
+      );
     if (report.errors > report.first.length) ctx.out(flags.report ? '  …' : '  … (pass --report FILE for the full list)');
     return EXIT.CHECK_FAILED;
   } finally {

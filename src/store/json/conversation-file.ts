@@ -1,4 +1,5 @@
 import type { ConversationSummary } from '../../domain/conversations.ts';
+import { foldCase } from '../../domain/search-fold.ts';
 import { type ConversationDoc, type ConversationRow, type MessageRow, readConversation } from '../../formats/chat-conversation.ts';
 import { plainJson } from '../../formats/json-text.ts';
 import { isoFromUs } from '../../formats/timestamps.ts';
@@ -67,8 +68,8 @@ export function rawMessageOf(message: NewMessage): Record<string, unknown> {
   return raw;
 }
 
-/** Case-insensitive substring match on the title and user messages (assistant stages are not searched). */
+/** Case-insensitive substring match on the title and user messages (assistant stages are not searched); `needle` is folded. */
 export function rowMatches(row: ConversationRow, needle: string): boolean {
-  if (row.title.toLowerCase().includes(needle)) return true;
-  return row.messages.some((m) => m.role === 'user' && (m.content as string).toLowerCase().includes(needle));
+  if (foldCase(row.title).includes(needle)) return true;
+  return row.messages.some((m) => m.role === 'user' && foldCase(m.content as string).includes(needle));
 }

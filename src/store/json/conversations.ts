@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import type { ConversationSummary } from '../../domain/conversations.ts';
 import { isValidRecordId } from '../../domain/ids.ts';
+import { foldCase } from '../../domain/search-fold.ts';
 import { isPgFerryError } from '../../errors.ts';
 import { appendMessage, type ConversationRow, newConversationDoc, retitle } from '../../formats/chat-conversation.ts';
 import { isoFromUs } from '../../formats/timestamps.ts';
@@ -165,7 +166,7 @@ export function createJsonConversations(ctx: JsonContext): ConversationBackend {
 
     search: (userId, text, limit) =>
       ctx.track(async () => {
-        const needle = text.toLowerCase();
+        const needle = foldCase(text);
         const found = await scan(userId, (row) => rowMatches(row, needle));
         return found.slice(0, limit).map(({ updatedKey: _key, ...summary }): ConversationSummary => summary);
       }),

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parsePythonJson, stringifyPythonJson } from '../../domain/json-values.ts';
 import { PgFerryError } from '../../errors.ts';
-import { errorCode, ioError, type LockOptions, withKeyedMutex, withLockFile } from './locks.ts';
+import { jsonParseReason } from '../../formats/json-error.ts';
+import { errorCode, ioError, isProcessAlive, type LockOptions, withKeyedMutex, withLockFile } from './locks.ts';
 
 /**
  * Safe-write primitives of the JSON backend (DESIGN section 4).
@@ -13,7 +14,8 @@ import { errorCode, ioError, type LockOptions, withKeyedMutex, withLockFile } fr
  * → write → fsync file → rename over the target → fsync the directory. A
  * reader therefore sees the old or the new content, never a torn file, and
  * needs no lock. A crash leaves at most a `.…tmp` file, which readers ignore
- * (only `*.json` names not starting with a dot are data).
+ * (only `*.json` names not starting with a dot are data) and the store
+ * removes when it next opens (removeStaleTempFiles).
  *
  * Files are read and written as Python's json module does (bare NaN and
  * Infinity, optional BOM), since the seed apps wrote them.
@@ -78,7 +80,7 @@ export function parseJsonText(text: string, filePath: string): unknown {
   try {
     return parsePythonJson(text);
   } catch (error) {
-    throw corruptFile(filePath, error instanceof Error ? error.message : String(error));
+    throw corruptFile(filePath, jsonParseReason(error, text));
   }
 }
 
@@ -86,6 +88,57 @@ export function corruptFile(filePath: string, reason: string): PgFerryError {
   return new PgFerryError('CORRUPT_DATA', `corrupt data file ${filePath}: ${reason}; it is left untouched — repair or move it aside`, {
     path: filePath,
   });
+}
+
+/** `.<name>.<pid>.<12 hex>.tmp`, as writeJsonFileAtomic names its temp files. */
+const TEMP_FILE = /^\.(.+)\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
+/**
+ * A temp file older than this is stale even when its pid is alive: the pid
+ * may have been reused (in a container every run is pid 1), and no write
+ * takes minutes.
+ */
+export const STALE_TEMP_AGE_MS = 10 * 60_000;
+
+/** Is this temp file left behind by a writer that can no longer finish (killed, or long gone)? */
+export function isStaleTempFile(name: string, mtimeMs: number, now = Date.now()): boolean {
+  const match = TEMP_FILE.exec(name);
+  if (!match) return false;
+  const pid = Number(match[2]);
+  if (now - mtimeMs > STALE_TEMP_AGE_MS) return true;
+  return pid !== process.pid && !isProcessAlive(pid);
+}
+
+/**
+ * Remove the temp files a killed writer left (kill -9 between write and
+ * rename) in DATA_DIR and the folders below it, down to `depth` levels
+ * (conversations/<user>/, usage/<user>/). A live writer's temp file is kept:
+ * its pid is alive and the file is young. Returns the paths removed.
+ */
+export async function removeStaleTempFiles(dir: string, depth = 2, now = Date.now()): Promise<string[]> {
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return []; // absent or unreadable: nothing to clean here
+  }
+  const removed: string[] = [];
+  for (const entry of entries) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory() && depth > 0) removed.push(...(await removeStaleTempFiles(full, depth - 1, now)));
+    else if (entry.isFile() && TEMP_FILE.test(entry.name)) {
+      const mtimeMs = await stat(full).then(
+        (s) => s.mtimeMs,
+        () => undefined,
+      );
+      if (mtimeMs === undefined || !isStaleTempFile(entry.name, mtimeMs, now)) continue;
+      await unlink(full).then(
+        () => removed.push(full),
+        () => undefined, // renamed or removed meanwhile
+      );
+    }
+  }
+  return removed;
 }
 
 /** Replace `filePath` atomically and durably with `value` (caller holds the locks; see `update`). */

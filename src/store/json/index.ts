@@ -7,7 +7,7 @@ import { createUsageRepository } from '../core/usage.ts';
 import { type Clock, type Store, type StoreHealth, systemClock } from '../types.ts';
 import { createContext } from './context.ts';
 import { createJsonConversations } from './conversations.ts';
-import { ensureDir, removeFile, writeJsonFileAtomic } from './files.ts';
+import { ensureDir, removeFile, removeStaleTempFiles, writeJsonFileAtomic } from './files.ts';
 import type { LockOptions } from './locks.ts';
 import { createJsonUsage } from './usage.ts';
 
@@ -42,6 +42,8 @@ export function createJsonStore(options: JsonStoreOptions): Store {
     logger: options.logger ?? silentLogger,
     lock: options.lock ?? {},
   });
+  // In the background (the store is usable at once); close() waits for it.
+  ctx.track(() => sweepStaleTempFiles(ctx.dataDir, ctx.logger)).catch(() => undefined);
   return {
     backend: 'json',
     mode: 'json',
@@ -50,6 +52,12 @@ export function createJsonStore(options: JsonStoreOptions): Store {
     health: () => checkWritable(ctx.dataDir),
     close: () => ctx.drain(),
   };
+}
+
+/** Remove temp files a killed writer left behind (see removeStaleTempFiles); they are never data, only litter. */
+async function sweepStaleTempFiles(dataDir: string, logger: Logger): Promise<void> {
+  const removed = await removeStaleTempFiles(dataDir);
+  if (removed.length > 0) logger.info({ count: removed.length, dataDir }, 'removed stale temp files left by an interrupted write');
 }
 
 /** Healthy when DATA_DIR exists (or can be created) and a file can be written there and removed. */

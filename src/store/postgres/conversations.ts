@@ -3,6 +3,7 @@ import type { TierLimits } from '../../config.ts';
 import type { Database, Sql } from '../../db/database.ts';
 import type { ConversationSummary } from '../../domain/conversations.ts';
 import { fromJsonb, toJsonb } from '../../domain/json-values.ts';
+import { foldCase, foldTranslation } from '../../domain/search-fold.ts';
 import { type Logger, silentLogger } from '../../log.ts';
 import type { Appended, ConversationBackend, ListedSummary, NewMessage, StoredMessage } from '../core/backend.ts';
 import type { ListKey } from '../core/cursors.ts';
@@ -280,7 +281,10 @@ export function createPostgresConversations(options: PostgresConversationsOption
     },
 
     async search(userId, text, limit) {
-      const pattern = likePattern(text);
+      // The case folding of domain/search-fold.ts, independent of the database's locale (ILIKE would follow it).
+      const folded = foldCase(text);
+      const pattern = likePattern(folded);
+      const { from, to } = foldTranslation(folded);
       const rows = await query(
         db,
         'conversations.search',
@@ -288,9 +292,10 @@ export function createPostgresConversations(options: PostgresConversationsOption
           select ${summaryColumns(sql, 'c')}
             from conversations c
            where c.user_id = ${userId}
-             and (c.title ilike ${pattern}
+             and (translate(c.title, ${from}, ${to}) like ${pattern}
                   or exists (select 1 from messages m
-                              where m.conversation_id = c.id and m.role = 'user' and m.content ilike ${pattern}))
+                              where m.conversation_id = c.id and m.role = 'user'
+                                and translate(m.content, ${from}, ${to}) like ${pattern}))
            order by c.updated_at desc, c.id desc
            limit ${limit}`,
         { idempotent: true },
