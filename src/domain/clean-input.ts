@@ -1,4 +1,5 @@
 import { invalidInput } from '../errors.ts';
+import { MAX_JSON_DEPTH } from './limits.ts';
 
 /**
  * Input hygiene for every value a caller hands the Store (the domain
@@ -12,7 +13,8 @@ import { invalidInput } from '../errors.ts';
  * The walk is iterative, so a hostile value cannot exhaust the stack here.
  */
 
-export const MAX_JSON_DEPTH = 64;
+/** Defined with the store's other limits (domain/limits.ts); re-exported for existing callers. */
+export { MAX_JSON_DEPTH };
 
 /** In a /u regex, a surrogate code point only matches when it is unpaired. */
 const BAD_TEXT = /[\u0000\uD800-\uDFFF]/u;
