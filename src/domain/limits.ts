@@ -54,8 +54,7 @@ export const MESSAGES_PAGE_BYTES = 4 * MiB;
  */
 export const MAX_DATA_FILE_BYTES = 4 * MAX_CONVERSATION_BYTES;
 
-export const formatBytes = (bytes: number): string =>
-  bytes >= MiB && bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes} bytes`;
+export const formatBytes = (bytes: number): string => (bytes >= MiB && bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes} bytes`);
 
 /**
  * Does `value` nest containers deeper than `max` (the value itself at depth
@@ -118,6 +117,4 @@ export function conversationLimitBroken(messages: number, totalBytes: number, by
 }
 
 export const conversationLimitText = (limit: 'messages' | 'bytes'): string =>
-  limit === 'messages'
-    ? `at most ${MAX_CONVERSATION_MESSAGES} messages`
-    : `at most ${formatBytes(MAX_CONVERSATION_BYTES)} of messages`;
+  limit === 'messages' ? `at most ${MAX_CONVERSATION_MESSAGES} messages` : `at most ${formatBytes(MAX_CONVERSATION_BYTES)} of messages`;

@@ -75,7 +75,10 @@ function conversationFull(id: string, { full }: ConversationFull): PgFerryError 
   return new PgFerryError(
     'UNPROCESSABLE',
     `conversation ${JSON.stringify(id)} is full: a conversation holds ${conversationLimitText(full)}; start a new one`,
-    { limit: full === 'messages' ? 'conversationMessages' : 'conversationBytes', max: full === 'messages' ? MAX_CONVERSATION_MESSAGES : MAX_CONVERSATION_BYTES },
+    {
+      limit: full === 'messages' ? 'conversationMessages' : 'conversationBytes',
+      max: full === 'messages' ? MAX_CONVERSATION_MESSAGES : MAX_CONVERSATION_BYTES,
+    },
   );
 }
 

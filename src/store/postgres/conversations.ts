@@ -62,7 +62,7 @@ interface AppendRow {
 /** What an append statement reports: whether the conversation is the user's, whether it was full, where the message went. */
 interface AppendResultRow extends Partial<AppendRow> {
   found: boolean;
-  full: ConversationFull['full'] | null;
+  over_limit: ConversationFull['full'] | null;
 }
 
 interface SendRow extends Partial<ConsumeRow>, AppendResultRow {}
@@ -92,14 +92,14 @@ const roomCtes = (sql: Sql, userId: string, id: string, bytes: number) => sql`
     ),
     room as materialized (
       select case when message_count + 1 > ${MAX_CONVERSATION_MESSAGES}::int then 'messages'
-                  when bytes + ${bytes}::bigint > ${MAX_CONVERSATION_BYTES}::bigint then 'bytes' end as full
+                  when bytes + ${bytes}::bigint > ${MAX_CONVERSATION_BYTES}::bigint then 'bytes' end as over_limit
         from target
     )`;
 
 /** The core's answer from an append statement's row. */
 function appendOutcome(row: AppendResultRow | undefined): Appended | ConversationFull | undefined {
   if (!row?.found) return undefined;
-  if (row.full !== null) return { full: row.full };
+  if (row.over_limit !== null) return { full: row.over_limit };
   return toAppended(row as AppendRow);
 }
 
@@ -205,10 +205,10 @@ export function sendQuery(
 ) {
   return sql<SendRow[]>`
     with ${roomCtes(sql, userId, id, bytes)},
-    ${consumeCtes(sql, userId, n, at, limits, sql`exists (select 1 from room where full is null)`)},
+    ${consumeCtes(sql, userId, n, at, limits, sql`exists (select 1 from room where over_limit is null)`)},
     ${bumpCte(sql, userId, id, at, sql`exists (select 1 from decision where allowed)`)},
     appended as (${insertBumped(sql, message)})
-    select exists (select 1 from target) as found, (select full from room) as full, decision.*, appended.*
+    select exists (select 1 from target) as found, (select over_limit from room) as over_limit, decision.*, appended.*
       from (select 1) one
       left join decision on true
       left join appended on true`;
@@ -218,9 +218,9 @@ export function sendQuery(
 export function appendQuery(sql: Sql, userId: string, id: string, message: NewMessage, at: Date | null, bytes: number) {
   return sql<AppendResultRow[]>`
     with ${roomCtes(sql, userId, id, bytes)},
-    ${bumpCte(sql, userId, id, at, sql`exists (select 1 from room where full is null)`)},
+    ${bumpCte(sql, userId, id, at, sql`exists (select 1 from room where over_limit is null)`)},
     appended as (${insertBumped(sql, message)})
-    select exists (select 1 from target) as found, (select full from room) as full, appended.*
+    select exists (select 1 from target) as found, (select over_limit from room) as over_limit, appended.*
       from (select 1) one
       left join appended on true`;
 }
@@ -319,11 +319,9 @@ export function createPostgresConversations(options: PostgresConversationsOption
     async appendCounted(userId, id, message, n, bytes) {
       const at = nowParam(clock);
       return untilDecided(logger, userId, async () => {
-        const [row] = await query(db, 'conversations.sendUserMessage', (sql) =>
-          sendQuery(sql, userId, id, message, n, at, limits, bytes),
-        );
+        const [row] = await query(db, 'conversations.sendUserMessage', (sql) => sendQuery(sql, userId, id, message, n, at, limits, bytes));
         if (!row?.found) return undefined; // nothing counted
-        if (row.full !== null) return { full: row.full }; // nothing counted
+        if (row.over_limit !== null) return { full: row.over_limit }; // nothing counted
         if (typeof row.allowed !== 'boolean') return RERUN; // a brand-new user's first usage row raced ours
         const usage = { ...usageStateOf(row as ConsumeRow), allowed: row.allowed };
         return { usage, appended: typeof row.position === 'number' ? toAppended(row as AppendRow) : null };
