@@ -157,7 +157,7 @@ for (const [name, open] of Object.entries(backends)) {
       const { store } = opened;
       const user = 'u_pages';
       const c = await store.conversations.create(user);
-      const n = 15; // ~15 MB: within MAX_CONVERSATION_BYTES
+      const n = 7; // ~7 MB: within MAX_CONVERSATION_BYTES
       for (let i = 0; i < n; i++) {
         if (i % 2 === 0) await store.conversations.addUserMessage(user, c.id, contentOf(MB));
         else
