@@ -1,5 +1,13 @@
 import { DEFAULT_TITLE } from '../domain/conversations.ts';
 import { isValidRecordId, isValidUserId } from '../domain/ids.ts';
+import {
+  checkMessage,
+  formatBytes,
+  MAX_CONVERSATION_BYTES,
+  MAX_CONVERSATION_MESSAGES,
+  MAX_JSON_DEPTH,
+  nestsDeeperThan,
+} from '../domain/limits.ts';
 import { formatTimestamp, parseTimestampUs, styleAmong, type TimestampStyle } from './timestamps.ts';
 import { describe, isObject, type Validated } from './validated.ts';
 
@@ -24,6 +32,12 @@ import { describe, isObject, type Validated } from './validated.ts';
  * already uses; no field the app does not write is added (`updated_at` is
  * kept true only where the file has one; the file's modification time says
  * when it last changed).
+ *
+ * Limits (domain/limits.ts, the store's own): a file with a message nested
+ * deeper than MAX_JSON_DEPTH or larger than MAX_MESSAGE_BYTES, or with more
+ * messages or bytes than a conversation may hold, is rejected with the limit
+ * as the reason — the importer skips it, the JSON backend reports it as
+ * CORRUPT_DATA — so both refuse what the store would never have accepted.
  */
 
 export interface MessageRow {
@@ -38,6 +52,8 @@ export interface MessageRow {
   metadata: unknown;
   /** Epoch microseconds: the message's own timestamp, else the conversation's created_at. */
   createdUs: number;
+  /** Its size as the limits measure it (domain/limits.ts messageBytes). */
+  bytes: number;
 }
 
 export interface ConversationRow {
@@ -48,6 +64,8 @@ export interface ConversationRow {
   /** The latest of created_at, updated_at, the messages' timestamps (and the file's modification time, see mtimeIsUpdate). */
   updatedUs: number;
   messages: MessageRow[];
+  /** The sum of the messages' sizes (domain/limits.ts). */
+  bytes: number;
 }
 
 /** Where a conversation file sits: what its path says about it. */
@@ -120,19 +138,27 @@ export function readConversation(value: unknown, place: ConversationPlace): Vali
   if (!Array.isArray(value.messages)) {
     return reject(value.messages === undefined ? 'no messages list' : `messages must be a list, found ${describe(value.messages)}`, id);
   }
+  if (value.messages.length > MAX_CONVERSATION_MESSAGES) {
+    return reject(`${value.messages.length} messages, over the limit of ${MAX_CONVERSATION_MESSAGES} per conversation`, id);
+  }
   const messages: MessageRow[] = [];
   const unknownMessageKeys = new Set<string>();
+  let bytes = 0;
   for (let i = 0; i < value.messages.length; i++) {
     const message = readMessage(value.messages[i], createdUs, unknownMessageKeys);
     if (typeof message === 'string') return reject(`message ${i}: ${message}`, id);
     messages.push(message);
+    bytes += message.bytes;
     if (message.createdUs > updatedUs) updatedUs = message.createdUs;
+  }
+  if (bytes > MAX_CONVERSATION_BYTES) {
+    return reject(`its messages hold ${bytes} bytes, over the limit of ${formatBytes(MAX_CONVERSATION_BYTES)} per conversation`, id);
   }
   const unknownKeys = Object.keys(value).filter((key) => !CONVERSATION_KEYS.has(key));
   if (unknownKeys.length > 0) warnings.push(`fields not imported (no column for them): ${unknownKeys.join(', ')}`);
   if (unknownMessageKeys.size > 0) warnings.push(`message fields not imported (no column for them): ${[...unknownMessageKeys].join(', ')}`);
 
-  return { ok: true, key: id, row: { id, userId, title, createdUs, updatedUs, messages }, warnings };
+  return { ok: true, key: id, row: { id, userId, title, createdUs, updatedUs, messages, bytes }, warnings };
 }
 
 /** The owner: the folder's in the per-user layout; the document's or the default user in the single-user layout. */
@@ -161,6 +187,20 @@ function ownerOf(
 /** One message → its row, or the reason (without the "message N:" prefix). */
 function readMessage(raw: unknown, conversationUs: number, unknownKeys: Set<string>): MessageRow | string {
   if (!isObject(raw)) return `expected an object, found ${describe(raw)}`;
+  // First, before anything that recurses into the value.
+  if (nestsDeeperThan(raw)) return `nests deeper than ${MAX_JSON_DEPTH} levels`;
+  const row = readMessageFields(raw, conversationUs, unknownKeys);
+  if (typeof row === 'string') return row;
+  const { stage1, stage2, stage3, metadata } = row;
+  const size = checkMessage(
+    row.role === 'user' ? { role: 'user', content: row.content as string } : { role: 'assistant', stage1, stage2, stage3, metadata },
+  );
+  if (size.problem !== undefined) return size.problem;
+  row.bytes = size.bytes;
+  return row;
+}
+
+function readMessageFields(raw: Record<string, unknown>, conversationUs: number, unknownKeys: Set<string>): MessageRow | string {
   let createdUs = conversationUs;
   const stamp = raw.timestamp ?? raw.created_at;
   if (stamp !== undefined && stamp !== null) {
@@ -171,7 +211,7 @@ function readMessage(raw: unknown, conversationUs: number, unknownKeys: Set<stri
   for (const key in raw) if (!MESSAGE_KEYS.has(key)) unknownKeys.add(key);
   if (raw.role === 'user') {
     if (typeof raw.content !== 'string') return `user content must be a string, found ${describe(raw.content)}`;
-    return { role: 'user', content: raw.content, stage1: null, stage2: null, stage3: null, metadata: undefined, createdUs };
+    return { role: 'user', content: raw.content, stage1: null, stage2: null, stage3: null, metadata: undefined, createdUs, bytes: 0 };
   }
   if (raw.role === 'assistant') {
     if (raw.content !== undefined && raw.content !== null && typeof raw.content !== 'string') {
@@ -185,6 +225,7 @@ function readMessage(raw: unknown, conversationUs: number, unknownKeys: Set<stri
       stage3: raw.stage3 ?? null,
       metadata: raw.metadata === null ? undefined : raw.metadata,
       createdUs,
+      bytes: 0,
     };
   }
   return `unknown role ${describe(raw.role)} (expected "user" or "assistant")`;

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { MAX_JSON_DEPTH } from '../../domain/clean-input.ts';
 import type { AssistantMessageInput } from '../../domain/conversations.ts';
+import { MAX_JSON_DEPTH, MESSAGES_PAGE_BYTES } from '../../domain/limits.ts';
 import { invalidInput } from '../../errors.ts';
 import type { Store } from '../../store/types.ts';
 import { quotaExceeded } from '../errors.ts';
@@ -97,7 +97,7 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
       schema: {
         tags: TAGS,
         summary: 'Get a conversation with its messages',
-        description: 'Messages oldest first, paged by `messagesLimit`/`messagesCursor`.',
+        description: `Messages oldest first, paged by \`messagesLimit\`/\`messagesCursor\` and by bytes: a page holds at most ${MESSAGES_PAGE_BYTES} bytes of messages (always at least one).`,
         security: SECURITY,
         params: idParams,
         querystring: getQuery,

@@ -43,6 +43,11 @@ export interface UsageState {
   periods: Periods;
 }
 
+/** An append refused because the conversation already holds as much as one may (domain/limits.ts). */
+export interface ConversationFull {
+  full: 'messages' | 'bytes';
+}
+
 export interface ConsumeState extends UsageState {
   allowed: boolean;
 }
@@ -56,23 +61,39 @@ export interface CountedAppend {
 export interface ConversationBackend {
   /** Undefined when the id is taken. */
   insert(userId: string, id: string, title: string): Promise<ConversationSummary | undefined>;
-  /** The user's conversation and up to `count` messages from position `from`, oldest first. */
+  /**
+   * The user's conversation and its messages from position `from`, oldest
+   * first: at most `count`, and no more once their sizes (domain/limits.ts)
+   * would pass `maxBytes` — but always the first one. Only the page is loaded.
+   */
   read(
     userId: string,
     id: string,
     from: number,
     count: number,
+    maxBytes: number,
   ): Promise<{ summary: ConversationSummary; messages: StoredMessage[] } | undefined>;
   /** Up to `count` of the user's conversations strictly after `after` in keyset order (compareListKeys). */
   listAfter(userId: string, after: ListKey | null, count: number): Promise<ListedSummary[]>;
-  /** Append at the next position and bump updatedAt; undefined when not the user's conversation. */
-  append(userId: string, id: string, message: NewMessage): Promise<Appended | undefined>;
   /**
-   * One atomic step: check the conversation is the user's, count `n` queries,
-   * append the message — or nothing at all. Undefined (and nothing counted)
-   * when the conversation is not the user's.
+   * Append at the next position and bump updatedAt; undefined when not the
+   * user's conversation; ConversationFull (nothing written) when a message of
+   * `bytes` would take it past the conversation limits (domain/limits.ts).
    */
-  appendCounted(userId: string, id: string, message: NewMessage, n: number): Promise<CountedAppend | undefined>;
+  append(userId: string, id: string, message: NewMessage, bytes: number): Promise<Appended | ConversationFull | undefined>;
+  /**
+   * One atomic step: check the conversation is the user's and has room,
+   * count `n` queries, append the message — or nothing at all. Undefined (and
+   * nothing counted) when the conversation is not the user's; ConversationFull
+   * (nothing counted) when it has no room for `bytes` more.
+   */
+  appendCounted(
+    userId: string,
+    id: string,
+    message: NewMessage,
+    n: number,
+    bytes: number,
+  ): Promise<CountedAppend | ConversationFull | undefined>;
   setTitle(userId: string, id: string, title: string): Promise<ConversationSummary | undefined>;
   /** False when not the user's conversation. */
   remove(userId: string, id: string): Promise<boolean>;

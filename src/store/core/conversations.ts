@@ -16,10 +16,17 @@ import {
   validateTitle,
 } from '../../domain/conversations.ts';
 import { newId, validateRecordId, validateUserId } from '../../domain/ids.ts';
+import {
+  checkMessage,
+  conversationLimitText,
+  MAX_CONVERSATION_BYTES,
+  MAX_CONVERSATION_MESSAGES,
+  MESSAGES_PAGE_BYTES,
+} from '../../domain/limits.ts';
 import { validateAmount } from '../../domain/usage.ts';
 import { notFound, PgFerryError } from '../../errors.ts';
 import type { ConversationRepository } from '../types.ts';
-import type { Appended, ConversationBackend, NewMessage, StoredMessage } from './backend.ts';
+import type { Appended, ConversationBackend, ConversationFull, NewMessage, StoredMessage } from './backend.ts';
 import { decodeListCursor, decodeMessagesCursor, encodeListCursor, encodeMessagesCursor } from './cursors.ts';
 import { consumeResult } from './usage.ts';
 
@@ -52,10 +59,34 @@ export function toMessage(stored: StoredMessage): Message {
 
 const appendedMessage = (message: NewMessage, appended: Appended): Message => toMessage({ ...message, ...appended });
 
+/** The message's size, or PAYLOAD_TOO_LARGE when it is over the per-message limit (domain/limits.ts). */
+function sizeOf(message: NewMessage): number {
+  const checked = checkMessage(message);
+  if (checked.problem !== undefined) {
+    throw new PgFerryError('PAYLOAD_TOO_LARGE', checked.problem, { limit: checked.limit });
+  }
+  return checked.bytes;
+}
+
+const isFull = (result: object): result is ConversationFull => 'full' in result;
+
+/** UNPROCESSABLE: the conversation holds as much as one may; the caller starts a new one. */
+function conversationFull(id: string, { full }: ConversationFull): PgFerryError {
+  return new PgFerryError(
+    'UNPROCESSABLE',
+    `conversation ${JSON.stringify(id)} is full: a conversation holds ${conversationLimitText(full)}; start a new one`,
+    {
+      limit: full === 'messages' ? 'conversationMessages' : 'conversationBytes',
+      max: full === 'messages' ? MAX_CONVERSATION_MESSAGES : MAX_CONVERSATION_BYTES,
+    },
+  );
+}
+
 export function createConversationRepository(backend: ConversationBackend, tierLimits: TierLimits): ConversationRepository {
   async function append(userId: string, id: string, message: NewMessage): Promise<Message> {
-    const appended = await backend.append(userId, id, message);
+    const appended = await backend.append(userId, id, message, sizeOf(message));
     if (!appended) throw notFound(CONVERSATION, id);
+    if (isFull(appended)) throw conversationFull(id, appended);
     return appendedMessage(message, appended);
   }
 
@@ -74,12 +105,14 @@ export function createConversationRepository(backend: ConversationBackend, tierL
       validateRecordId(id);
       const limit = clampLimit(options.messagesLimit, MAX_MESSAGES_LIMIT, MAX_MESSAGES_LIMIT);
       const from = options.messagesCursor === undefined ? 0 : decodeMessagesCursor(options.messagesCursor);
-      // One more than the page, to know whether another page exists.
-      const found = await backend.read(userId, id, from, limit + 1);
+      // Paged by count and by bytes, so no response is larger than MESSAGES_PAGE_BYTES of messages.
+      const found = await backend.read(userId, id, from, limit, MESSAGES_PAGE_BYTES);
       if (!found) throw notFound(CONVERSATION, id);
-      const messages = found.messages.slice(0, limit).map(toMessage);
+      const messages = found.messages.map(toMessage);
       const last = messages.at(-1);
-      const nextMessagesCursor = found.messages.length > limit && last ? encodeMessagesCursor(last.position + 1) : null;
+      // Positions are 0..messageCount-1 without gaps, so the count says whether more follow.
+      const more = last !== undefined && last.position + 1 < found.summary.messageCount;
+      const nextMessagesCursor = more ? encodeMessagesCursor(last.position + 1) : null;
       return { ...found.summary, userId, messages, nextMessagesCursor };
     },
 
@@ -107,8 +140,9 @@ export function createConversationRepository(backend: ConversationBackend, tierL
       validateRecordId(id);
       const message: NewMessage = { role: 'user', content: validateContent(content) };
       const n = validateAmount(options.consume ?? 1);
-      const sent = await backend.appendCounted(userId, id, message, n);
+      const sent = await backend.appendCounted(userId, id, message, n, sizeOf(message));
       if (!sent) throw notFound(CONVERSATION, id);
+      if (isFull(sent)) throw conversationFull(id, sent);
       return {
         message: sent.appended ? (appendedMessage(message, sent.appended) as UserMessage) : null,
         usage: consumeResult(userId, sent.usage, tierLimits),

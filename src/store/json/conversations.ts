@@ -1,11 +1,12 @@
 import { readdir } from 'node:fs/promises';
 import type { ConversationSummary } from '../../domain/conversations.ts';
 import { isValidRecordId } from '../../domain/ids.ts';
+import { conversationLimitBroken } from '../../domain/limits.ts';
 import { foldCase } from '../../domain/search-fold.ts';
 import { isPgFerryError } from '../../errors.ts';
 import { appendMessage, type ConversationRow, newConversationDoc, retitle } from '../../formats/chat-conversation.ts';
 import { isoFromUs } from '../../formats/timestamps.ts';
-import type { Appended, ConversationBackend, CountedAppend, ListedSummary, NewMessage } from '../core/backend.ts';
+import type { Appended, ConversationBackend, ConversationFull, CountedAppend, ListedSummary, NewMessage } from '../core/backend.ts';
 import { compareListKeys } from '../core/cursors.ts';
 import type { JsonContext } from './context.ts';
 import {
@@ -94,6 +95,12 @@ export function createJsonConversations(ctx: JsonContext): ConversationBackend {
     }
   }
 
+  /** Would a message of `bytes` take this conversation past its limits? Then it is full. */
+  const fullFor = (file: ConversationFile, bytes: number): ConversationFull | undefined => {
+    const broken = conversationLimitBroken(file.row.messages.length, file.row.bytes, bytes);
+    return broken === undefined ? undefined : { full: broken };
+  };
+
   /** Append in the file's style; where the message landed. */
   const appendTo = (file: ConversationFile, message: NewMessage, atUs: number): Appended => {
     appendMessage(file.doc, rawMessageOf(message), atUs);
@@ -114,13 +121,14 @@ export function createJsonConversations(ctx: JsonContext): ConversationBackend {
         return created ? summaryOf(reread(doc, path, userId, id, at.getTime() * 1000)) : undefined;
       }),
 
-    read: (userId, id, from, count) =>
+    read: (userId, id, from, count, maxBytes) =>
       ctx.track(async () => {
         const path = fileOf(userId, id);
         const read = await readJsonFileStat(path);
         if (read === undefined) return undefined;
         const { row } = readConversationFile(read.value, path, userId, id, read.mtimeMs);
-        const messages = row.messages.slice(from, from + count).map((m, i) => storedMessageOf(m, from + i));
+        const end = pageEnd(row.messages, from, count, maxBytes);
+        const messages = row.messages.slice(from, end).map((m, i) => storedMessageOf(m, from + i));
         return { summary: summaryOf(row), messages };
       }),
 
@@ -131,13 +139,20 @@ export function createJsonConversations(ctx: JsonContext): ConversationBackend {
         return rest.slice(0, count);
       }),
 
-    append: (userId, id, message) => change(userId, id, (file, atUs) => ({ write: true, result: appendTo(file, message, atUs) })),
+    append: (userId, id, message, bytes) =>
+      change(userId, id, (file, atUs): { write: boolean; result: Appended | ConversationFull } => {
+        const full = fullFor(file, bytes);
+        if (full) return { write: false, result: full };
+        return { write: true, result: appendTo(file, message, atUs) };
+      }),
 
     // The conversation's locks, then the usage file's (always in this order, and nothing takes them the
     // other way round, so no deadlock). The count is written first: a crash between the two writes costs
     // the user one query rather than giving a message away for free.
-    appendCounted: (userId, id, message, n) =>
-      change(userId, id, async (file, atUs): Promise<{ write: boolean; result: CountedAppend }> => {
+    appendCounted: (userId, id, message, n, bytes) =>
+      change(userId, id, async (file, atUs): Promise<{ write: boolean; result: CountedAppend | ConversationFull }> => {
+        const full = fullFor(file, bytes); // checked first: a full conversation counts no query
+        if (full) return { write: false, result: full };
         const usage = await consumeInFile(ctx, userId, n);
         if (!usage.allowed) return { write: false, result: { usage, appended: null } };
         return { write: true, result: { usage, appended: appendTo(file, message, atUs) } };
@@ -171,6 +186,19 @@ export function createJsonConversations(ctx: JsonContext): ConversationBackend {
         return found.slice(0, limit).map(({ updatedKey: _key, ...summary }): ConversationSummary => summary);
       }),
   };
+}
+
+/** The end (exclusive) of the page from `from`: at most `count` messages and `maxBytes` of them, at least one. */
+function pageEnd(messages: ReadonlyArray<{ bytes: number }>, from: number, count: number, maxBytes: number): number {
+  const last = Math.min(messages.length, from + count);
+  let end = from;
+  let bytes = 0;
+  while (end < last) {
+    bytes += messages[end]!.bytes;
+    if (bytes > maxBytes && end > from) break;
+    end++;
+  }
+  return end;
 }
 
 /** Conversation ids in a user's folder: data files only (temp, lock and stray files are ignored). */

@@ -3,6 +3,7 @@ import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from 'nod
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parsePythonJson, stringifyPythonJson } from '../../domain/json-values.ts';
+import { formatBytes, MAX_DATA_FILE_BYTES } from '../../domain/limits.ts';
 import { PgFerryError } from '../../errors.ts';
 import { jsonParseReason } from '../../formats/json-error.ts';
 import { errorCode, ioError, isProcessAlive, type LockOptions, withKeyedMutex, withLockFile } from './locks.ts';
@@ -25,6 +26,26 @@ export { type LockOptions, withKeyedMutex, withLockFile } from './locks.ts';
 
 /** Indentation of written files, as the seed app's `json.dump(..., indent=2)`. */
 const INDENT = 2;
+
+/**
+ * Files whose compact text is larger than this are written compactly:
+ * indenting is a second full serialisation, and deep stage data indented
+ * grows ~6× (two spaces per level on every line).
+ */
+const INDENT_UP_TO_CHARS = 1024 * 1024;
+
+/**
+ * A file's text: indented as the seed app writes it when that stays within
+ * 2× of the compact text and the document is small, else compact — still
+ * JSON the app reads. So a file on disk is at most 2× its content, and
+ * exactly its content once it is past 1 MiB (docs/storage.md).
+ */
+export function fileText(value: unknown): string {
+  const compact = stringifyPythonJson(value);
+  if (compact.length > INDENT_UP_TO_CHARS) return compact;
+  const indented = stringifyPythonJson(value, INDENT);
+  return indented.length <= 2 * compact.length ? indented : compact;
+}
 
 /** Is this directory entry a data file (not a temp, lock or hidden file)? */
 export function isDataFileName(name: string): boolean {
@@ -68,8 +89,13 @@ async function readTextStat(filePath: string): Promise<{ text: string; mtimeMs: 
   }
   try {
     const stat = await handle.stat();
+    // Checked before reading: a file no store could have written is not loaded into memory at all.
+    if (stat.size > MAX_DATA_FILE_BYTES) {
+      throw corruptFile(filePath, `the file is ${stat.size} bytes, over the limit of ${formatBytes(MAX_DATA_FILE_BYTES)}`);
+    }
     return { text: await handle.readFile('utf8'), mtimeMs: stat.mtimeMs };
   } catch (error) {
+    if (error instanceof PgFerryError) throw error;
     throw ioError('read', filePath, error);
   } finally {
     await handle.close();
@@ -147,7 +173,7 @@ export async function writeJsonFileAtomic(filePath: string, value: unknown, modi
   await ensureDir(dir);
   const temp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    await writeAndSync(temp, stringifyPythonJson(value, INDENT), modifiedAt);
+    await writeAndSync(temp, fileText(value), modifiedAt);
     await rename(temp, filePath);
   } catch (error) {
     await unlink(temp).catch(() => undefined);

@@ -3,9 +3,10 @@ import type { TierLimits } from '../../config.ts';
 import type { Database, Sql } from '../../db/database.ts';
 import type { ConversationSummary } from '../../domain/conversations.ts';
 import { fromJsonb, toJsonb } from '../../domain/json-values.ts';
+import { MAX_CONVERSATION_BYTES, MAX_CONVERSATION_MESSAGES } from '../../domain/limits.ts';
 import { foldCase, foldTranslation } from '../../domain/search-fold.ts';
 import { type Logger, silentLogger } from '../../log.ts';
-import type { Appended, ConversationBackend, ListedSummary, NewMessage, StoredMessage } from '../core/backend.ts';
+import type { Appended, ConversationBackend, ConversationFull, ListedSummary, NewMessage, StoredMessage } from '../core/backend.ts';
 import type { ListKey } from '../core/cursors.ts';
 import type { Clock } from '../types.ts';
 import { nowParam, query } from './shared.ts';
@@ -24,6 +25,9 @@ import { type ConsumeRow, consumeCtes, type LimitParams, limitParams, RERUN, unt
  *   conversations_user_updated_idx. The keyset carries updated_at at full
  *   microsecond precision (as text), because the API's millisecond ISO
  *   strings would skip or repeat rows that share a millisecond.
+ * - Sizes (domain/limits.ts) are measured in SQL by messageBytesSql: the
+ *   page of a GET stops at its byte budget without loading the rest, and an
+ *   append checks the conversation's room under its row lock.
  */
 
 /** Timestamps arrive as ISO 8601 text made by the server (no Date parse and format per row). */
@@ -56,8 +60,48 @@ interface AppendRow {
   created_iso: string;
 }
 
-interface SendRow extends Partial<ConsumeRow>, Partial<AppendRow> {
+/** What an append statement reports: whether the conversation is the user's, whether it was full, where the message went. */
+interface AppendResultRow extends Partial<AppendRow> {
   found: boolean;
+  over_limit: ConversationFull['full'] | null;
+}
+
+interface SendRow extends Partial<ConsumeRow>, AppendResultRow {}
+
+/**
+ * A stored message's size as domain/limits.ts measures it: its content as a
+ * JSON string, or its stages' JSON (a null stage 4 bytes, no metadata 0).
+ * PostgreSQL prints JSONB with a space after each `,` and `:`, so for stage
+ * data this counts a little more than the compact form the JSON backend
+ * measures (docs/storage.md): PostgreSQL never holds more than the limit.
+ */
+const messageBytesSql = (m: string) => `(case when ${m}.role = 'user' then coalesce(octet_length(to_json(${m}.content)::text), 2)
+  else coalesce(octet_length(${m}.stage1_data::text), 4) + coalesce(octet_length(${m}.stage2_data::text), 4)
+     + coalesce(octet_length(${m}.stage3_data::text), 4) + coalesce(octet_length(${m}.metadata::text), 0) end)::bigint`;
+
+/**
+ * CTEs `target` (the user's conversation, row-locked, with its size) and
+ * `room` (null when a message of `bytes` fits, else the limit it breaks).
+ */
+const roomCtes = (sql: Sql, userId: string, id: string, bytes: number) => sql`
+    target as materialized (
+      select c.id, c.message_count,
+             (select coalesce(sum(${sql.unsafe(messageBytesSql('m'))}), 0) from messages m where m.conversation_id = c.id) as bytes
+        from conversations c
+       where c.id = ${id} and c.user_id = ${userId}
+         for update of c
+    ),
+    room as materialized (
+      select case when message_count + 1 > ${MAX_CONVERSATION_MESSAGES}::int then 'messages'
+                  when bytes + ${bytes}::bigint > ${MAX_CONVERSATION_BYTES}::bigint then 'bytes' end as over_limit
+        from target
+    )`;
+
+/** The core's answer from an append statement's row. */
+function appendOutcome(row: AppendResultRow | undefined): Appended | ConversationFull | undefined {
+  if (!row?.found) return undefined;
+  if (row.over_limit !== null) return { full: row.over_limit };
+  return toAppended(row as AppendRow);
 }
 
 /**
@@ -150,18 +194,67 @@ function insertBumped(sql: Sql, message: NewMessage) {
  * conversation then usage row, and no statement takes them the other way.
  * @internal
  */
-export function sendQuery(sql: Sql, userId: string, id: string, message: NewMessage, n: number, at: Date | null, limits: LimitParams) {
+export function sendQuery(
+  sql: Sql,
+  userId: string,
+  id: string,
+  message: NewMessage,
+  n: number,
+  at: Date | null,
+  limits: LimitParams,
+  bytes: number,
+) {
   return sql<SendRow[]>`
-    with target as materialized (
-      select id from conversations where id = ${id} and user_id = ${userId} for update
-    ),
-    ${consumeCtes(sql, userId, n, at, limits, sql`exists (select 1 from target)`)},
+    with ${roomCtes(sql, userId, id, bytes)},
+    ${consumeCtes(sql, userId, n, at, limits, sql`exists (select 1 from room where over_limit is null)`)},
     ${bumpCte(sql, userId, id, at, sql`exists (select 1 from decision where allowed)`)},
     appended as (${insertBumped(sql, message)})
-    select exists (select 1 from target) as found, decision.*, appended.*
+    select exists (select 1 from target) as found, (select over_limit from room) as over_limit, decision.*, appended.*
       from (select 1) one
       left join decision on true
       left join appended on true`;
+}
+
+/** A plain append as one statement: the room check under the row lock, then the append. @internal */
+export function appendQuery(sql: Sql, userId: string, id: string, message: NewMessage, at: Date | null, bytes: number) {
+  return sql<AppendResultRow[]>`
+    with ${roomCtes(sql, userId, id, bytes)},
+    ${bumpCte(sql, userId, id, at, sql`exists (select 1 from room where over_limit is null)`)},
+    appended as (${insertBumped(sql, message)})
+    select exists (select 1 from target) as found, (select over_limit from room) as over_limit, appended.*
+      from (select 1) one
+      left join appended on true`;
+}
+
+/**
+ * One page of a conversation's messages, walked from position `from` one
+ * message at a time (positions are gapless) and stopped at `count` messages
+ * or once the next would pass `maxBytes`: PostgreSQL sizes only the page and
+ * the one message after it, and only the page's rows are sent. The first
+ * message is always taken, so a page is never empty while messages remain.
+ * @internal
+ */
+export function pageQuery(sql: Sql, userId: string, id: string, from: number, count: number, maxBytes: number) {
+  const bytesOf = sql.unsafe(messageBytesSql('m'));
+  return sql<GetRow[]>`
+    with recursive page (position, total, n) as (
+        select m.position, ${bytesOf}, 1
+          from messages m
+         where m.conversation_id = ${id} and m.position = ${from}
+           and exists (select 1 from conversations c where c.id = ${id} and c.user_id = ${userId})
+      union all
+        select m.position, page.total + ${bytesOf}, page.n + 1
+          from page
+          join messages m on m.conversation_id = ${id} and m.position = page.position + 1
+         where page.n < ${count} and page.total + ${bytesOf} <= ${maxBytes}
+    )
+    select ${summaryColumns(sql, 'c')},
+           m.position, m.role, m.content, m.stage1_data as stage1, m.stage2_data as stage2, m.stage3_data as stage3, m.metadata,
+           to_char(m.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as message_created_iso
+      from conversations c
+      left join (page join messages m on m.conversation_id = ${id} and m.position = page.position) on true
+     where c.id = ${id} and c.user_id = ${userId}
+     order by m.position`;
 }
 
 /** LIKE pattern for a literal substring: the default escape character is backslash. */
@@ -196,29 +289,13 @@ export function createPostgresConversations(options: PostgresConversationsOption
       return rows[0] && toSummary(rows[0]);
     },
 
-    async read(userId, id, from, count) {
-      // One round trip: the conversation left-joined to `count` of its
-      // messages. The conversation's columns repeat on each row, which is
-      // cheaper than a second query.
-      const rows = await query(
-        db,
-        'conversations.get',
-        (sql) => sql<GetRow[]>`
-          select ${summaryColumns(sql, 'c')},
-                 m.position, m.role, m.content, m.stage1_data as stage1, m.stage2_data as stage2, m.stage3_data as stage3, m.metadata,
-                 to_char(m.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as message_created_iso
-            from conversations c
-            left join lateral (
-                  select position, role, content, stage1_data, stage2_data, stage3_data, metadata, created_at
-                    from messages
-                   where conversation_id = c.id and position >= ${from}
-                   order by position
-                   limit ${count}
-                 ) m on true
-           where c.id = ${id} and c.user_id = ${userId}
-           order by m.position`,
-        { idempotent: true },
-      );
+    async read(userId, id, from, count, maxBytes) {
+      // One round trip: the conversation left-joined to its page of
+      // messages (pageQuery). The conversation's columns repeat on each row,
+      // which is cheaper than a second query.
+      const rows = await query(db, 'conversations.get', (sql) => pageQuery(sql, userId, id, from, count, maxBytes), {
+        idempotent: true,
+      });
       const first = rows[0];
       if (!first) return undefined;
       const messages: StoredMessage[] = [];
@@ -234,21 +311,18 @@ export function createPostgresConversations(options: PostgresConversationsOption
       return rows.map((row): ListedSummary => ({ ...toSummary(row), updatedKey: row.updated_key }));
     },
 
-    async append(userId, id, message) {
+    async append(userId, id, message, bytes) {
       const at = nowParam(clock);
-      const rows = await query(
-        db,
-        label(message),
-        (sql) => sql<AppendRow[]>`with ${bumpCte(sql, userId, id, at, sql`true`)} ${insertBumped(sql, message)}`,
-      );
-      return rows[0] && toAppended(rows[0]);
+      const [row] = await query(db, label(message), (sql) => appendQuery(sql, userId, id, message, at, bytes));
+      return appendOutcome(row);
     },
 
-    async appendCounted(userId, id, message, n) {
+    async appendCounted(userId, id, message, n, bytes) {
       const at = nowParam(clock);
       return untilDecided(logger, userId, async () => {
-        const [row] = await query(db, 'conversations.sendUserMessage', (sql) => sendQuery(sql, userId, id, message, n, at, limits));
+        const [row] = await query(db, 'conversations.sendUserMessage', (sql) => sendQuery(sql, userId, id, message, n, at, limits, bytes));
         if (!row?.found) return undefined; // nothing counted
+        if (row.over_limit !== null) return { full: row.over_limit }; // nothing counted
         if (typeof row.allowed !== 'boolean') return RERUN; // a brand-new user's first usage row raced ours
         const usage = { ...usageStateOf(row as ConsumeRow), allowed: row.allowed };
         return { usage, appended: typeof row.position === 'number' ? toAppended(row as AppendRow) : null };
