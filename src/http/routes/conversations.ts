@@ -2,7 +2,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MAX_JSON_DEPTH } from '../../domain/clean-input.ts';
 import type { AssistantMessageInput } from '../../domain/conversations.ts';
 import { invalidInput } from '../../errors.ts';
-import type { Store } from '../../store/types.ts';
 import { quotaExceeded } from '../errors.ts';
 import {
   assistantMessageBody,
@@ -27,7 +26,7 @@ import {
 
 const TAGS = ['conversations'];
 
-export function conversationRoutes(app: FastifyInstance, store: Store): void {
+export function conversationRoutes(app: FastifyInstance): void {
   const userOf = (request: FastifyRequest) => request.principal.userId;
 
   app.post<{ Body: { id?: string; title?: string } }>(
@@ -47,11 +46,9 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
     },
     async (request, reply) => {
       if (request.body.id === 'search') throw invalidInput('id "search" is reserved (GET /v1/conversations/search)', { field: 'id' });
-      const conversation = await store.conversations.create(userOf(request), request.body);
-      return reply
-        .code(201)
-        .header('location', `/v1/conversations/${encodeURIComponent(conversation.id)}`)
-        .send(conversation);
+      const conversation = await request.scope.conversations.create(userOf(request), request.body);
+      reply.code(201).header('location', `/v1/conversations/${encodeURIComponent(conversation.id)}`);
+      return conversation;
     },
   );
 
@@ -67,7 +64,7 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
         response: responses({ 200: ref('ConversationPage') }, COMMON_ERRORS),
       },
     },
-    async (request) => store.conversations.list(userOf(request), request.query),
+    async (request) => request.scope.conversations.list(userOf(request), request.query),
   );
 
   app.get<{ Querystring: { q: string; limit?: number } }>(
@@ -86,7 +83,7 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
     },
     async (request) => {
       const { q, limit } = request.query;
-      const items = await store.conversations.search(userOf(request), q, limit === undefined ? {} : { limit });
+      const items = await request.scope.conversations.search(userOf(request), q, limit === undefined ? {} : { limit });
       return { items };
     },
   );
@@ -104,7 +101,7 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
         response: responses({ 200: ref('Conversation') }, [...COMMON_ERRORS, 404]),
       },
     },
-    async (request) => store.conversations.get(userOf(request), request.params.id, request.query),
+    async (request) => request.scope.conversations.get(userOf(request), request.params.id, request.query),
   );
 
   app.patch<{ Params: { id: string }; Body: { title: string } }>(
@@ -119,7 +116,7 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
         response: responses({ 200: ref('ConversationSummary') }, [...COMMON_ERRORS, 404, 413, 415]),
       },
     },
-    async (request) => store.conversations.updateTitle(userOf(request), request.params.id, request.body.title),
+    async (request) => request.scope.conversations.updateTitle(userOf(request), request.params.id, request.body.title),
   );
 
   app.delete<{ Params: { id: string } }>(
@@ -134,8 +131,8 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
       },
     },
     async (request, reply: FastifyReply) => {
-      await store.conversations.delete(userOf(request), request.params.id);
-      return reply.code(204).send();
+      await request.scope.conversations.delete(userOf(request), request.params.id);
+      reply.code(204);
     },
   );
 
@@ -165,10 +162,13 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
     async (request, reply) => {
       // One atomic step in the store: a conversation that is not the caller's (404) counts nothing,
       // a refused quota (429) writes nothing.
-      const sent = await store.conversations.sendUserMessage(userOf(request), request.params.id, request.body.content, { consume: 1 });
+      const sent = await request.scope.conversations.sendUserMessage(userOf(request), request.params.id, request.body.content, {
+        consume: 1,
+      });
       if (!sent.message) throw quotaExceeded(sent.usage);
       const { allowed: _allowed, ...usage } = sent.usage;
-      return reply.code(201).send({ message: sent.message, usage });
+      reply.code(201);
+      return { message: sent.message, usage };
     },
   );
 
@@ -186,8 +186,9 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
       },
     },
     async (request, reply) => {
-      const message = await store.conversations.addAssistantMessage(userOf(request), request.params.id, request.body);
-      return reply.code(201).send(message);
+      const message = await request.scope.conversations.addAssistantMessage(userOf(request), request.params.id, request.body);
+      reply.code(201);
+      return message;
     },
   );
 }

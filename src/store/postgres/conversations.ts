@@ -1,13 +1,13 @@
 import type postgres from 'postgres';
 import type { TierLimits } from '../../config.ts';
-import type { Database, Sql } from '../../db/database.ts';
+import type { Sql } from '../../db/database.ts';
 import type { ConversationSummary } from '../../domain/conversations.ts';
 import { fromJsonb, toJsonb } from '../../domain/json-values.ts';
 import { type Logger, silentLogger } from '../../log.ts';
 import type { Appended, ConversationBackend, ListedSummary, NewMessage, StoredMessage } from '../core/backend.ts';
 import type { ListKey } from '../core/cursors.ts';
 import type { Clock } from '../types.ts';
-import { nowParam, query } from './shared.ts';
+import { nowParam, query, type SqlRunner } from './shared.ts';
 import { type ConsumeRow, consumeCtes, type LimitParams, limitParams, RERUN, untilDecided, usageStateOf } from './usage.ts';
 
 /**
@@ -167,7 +167,7 @@ export function sendQuery(sql: Sql, userId: string, id: string, message: NewMess
 export const likePattern = (text: string): string => `%${text.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
 
 export interface PostgresConversationsOptions {
-  db: Database;
+  db: SqlRunner;
   tierLimits: TierLimits;
   clock?: Clock;
   logger?: Logger;
