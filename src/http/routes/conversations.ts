@@ -26,26 +26,31 @@ import {
 
 const TAGS = ['conversations'];
 
+const clientChosenId = () =>
+  invalidInput('conversation ids are minted by the server: send the body without "id" and use the id in the answer', { field: 'id' });
+
 export function conversationRoutes(app: FastifyInstance): void {
   const userOf = (request: FastifyRequest) => request.principal.userId;
 
-  app.post<{ Body: { id?: string; title?: string } }>(
+  app.post<{ Body: { title?: string } }>(
     '/conversations',
     {
       schema: {
         tags: TAGS,
         summary: 'Create a conversation',
+        description: 'The server mints the id (a UUID); a body with `id` is 400, whatever the id (docs/decisions.md, "Ids").',
         security: SECURITY,
         body: createBody,
-        response: responses({ 201: ref('Conversation') }, [...COMMON_ERRORS, 409, 413, 415]),
+        response: responses({ 201: ref('Conversation') }, [...COMMON_ERRORS, 413, 415]),
       },
-      // A POST with no body at all creates an untitled conversation.
       preValidation: async (request) => {
+        // A POST with no body at all creates an untitled conversation.
         if (request.body === undefined || request.body === null) request.body = {};
+        // One answer for every client-chosen id — free, the caller's own or another user's — so an id reveals nothing.
+        if (typeof request.body === 'object' && Object.hasOwn(request.body, 'id')) throw clientChosenId();
       },
     },
     async (request, reply) => {
-      if (request.body.id === 'search') throw invalidInput('id "search" is reserved (GET /v1/conversations/search)', { field: 'id' });
       const conversation = await request.scope.conversations.create(userOf(request), request.body);
       reply.code(201).header('location', `/v1/conversations/${encodeURIComponent(conversation.id)}`);
       return conversation;
