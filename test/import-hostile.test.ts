@@ -560,8 +560,6 @@ describe('pgferry import / verify on real-format and hostile data', () => {
     /** What each hostile file must come to: imported, or rejected (an error line in the report). */
     const REJECTED = [
       'conversations/u1/broken.json',
-      'conversations/u1/dup-1.json',
-      'conversations/u2/dup-1.json',
       'conversations/u2/messages-object.json',
       'conversations/u2/role-system.json',
       'conversations/bad user/in-bad-folder.json',
@@ -674,12 +672,13 @@ describe('pgferry import / verify on real-format and hostile data', () => {
       expect(warning?.reason).toMatch(/id/);
     });
 
-    it('the same conversation id in two users’ folders: both reported, neither imported', async () => {
-      for (const file of ['conversations/u1/dup-1.json', 'conversations/u2/dup-1.json']) {
-        expect(reported(file), file).toHaveLength(1);
-        expect(reported(file)[0]?.record).toBe('dup-1');
-      }
-      expect(await ids()).not.toContain('dup-1');
+    it('the same conversation id in two users’ folders: both imported, the second under a derived id', async () => {
+      for (const file of ['conversations/u1/dup-1.json', 'conversations/u2/dup-1.json']) expect(reported(file), file).toHaveLength(0);
+      const rows = await t.db.sql`select id, user_id, title from conversations where id like 'dup-1%' order by id`;
+      expect(rows).toEqual([
+        { id: 'dup-1', user_id: 'u1', title: 'first copy' },
+        { id: 'dup-1-dup-8eea218ebbbb6978', user_id: 'u2', title: 'second copy' },
+      ]);
     });
 
     it('wrong types (messages not a list, role "system") are reported per record', async () => {
