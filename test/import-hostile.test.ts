@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_TIER_LIMITS } from '../src/config.ts';
 import type { AssistantMessage, UserMessage } from '../src/domain/conversations.ts';
 import { createPostgresStore } from '../src/store/postgres/index.ts';
+import { derivedKey } from '../src/transfer/records.ts';
 import { BIN } from './helpers/cli.ts';
 import { adminUrl, createTestDatabase, type TestDatabase } from './helpers/db.ts';
 
@@ -560,8 +561,6 @@ describe('pgferry import / verify on real-format and hostile data', () => {
     /** What each hostile file must come to: imported, or rejected (an error line in the report). */
     const REJECTED = [
       'conversations/u1/broken.json',
-      'conversations/u1/dup-1.json',
-      'conversations/u2/dup-1.json',
       'conversations/u2/messages-object.json',
       'conversations/u2/role-system.json',
       'conversations/bad user/in-bad-folder.json',
@@ -674,12 +673,13 @@ describe('pgferry import / verify on real-format and hostile data', () => {
       expect(warning?.reason).toMatch(/id/);
     });
 
-    it('the same conversation id in two users’ folders: both reported, neither imported', async () => {
-      for (const file of ['conversations/u1/dup-1.json', 'conversations/u2/dup-1.json']) {
-        expect(reported(file), file).toHaveLength(1);
-        expect(reported(file)[0]?.record).toBe('dup-1');
-      }
-      expect(await ids()).not.toContain('dup-1');
+    it('the same conversation id in two users’ folders: both imported, the second under a derived id', async () => {
+      for (const file of ['conversations/u1/dup-1.json', 'conversations/u2/dup-1.json']) expect(reported(file), file).toHaveLength(0);
+      const rows = await t.db.sql`select id, user_id, title from conversations where id like 'dup-1%' order by id`;
+      expect(rows).toEqual([
+        { id: 'dup-1', user_id: 'u1', title: 'first copy' },
+        { id: 'dup-1-dup-8eea218ebbbb6978', user_id: 'u2', title: 'second copy' },
+      ]);
     });
 
     it('wrong types (messages not a list, role "system") are reported per record', async () => {
@@ -932,7 +932,7 @@ describe('pgferry import / verify on real-format and hostile data', () => {
     for (const user of Object.keys(cases).filter((u) => u !== 'ok')) expect(files.has(`usage/${user}/usage.json`), user).toBe(true);
   });
 
-  it('a conversation id that appears in a second user’s folder after it was imported does not overwrite the imported one', async () => {
+  it('a conversation id that appears in a second user’s folder after it was imported does not overwrite the imported one; both are kept', async () => {
     const t = await database();
     const src = await newDir('late-dup');
     await put(
@@ -958,11 +958,14 @@ describe('pgferry import / verify on real-format and hostile data', () => {
     );
     const report = path.join(tmp, `late-dup-${dirs}.jsonl`);
     const second = await cli(['import', '--from', src, '--to', t.url, '--report', report]);
-    expect(second.code, second.stdout + second.stderr).toBe(1);
-    const files = errorsOf(await readReport(report)).map((line) => line.file);
-    expect(files).toEqual(expect.arrayContaining(['conversations/u1/shared.json', 'conversations/u2/shared.json']));
-    expect(await t.db.sql`select id, user_id, title from conversations`).toEqual([{ id: 'shared', user_id: 'u1', title: 'mine' }]);
-    expect((await t.db.sql`select content from messages`).map((r) => r.content)).toEqual(['u1 wrote this']);
+    // Both kept (records.ts duplicateReasons): u1's copy (first in path order) keeps the id, u2's gets a derived one.
+    expect(second.code, second.stdout + second.stderr).toBe(0);
+    expect(errorsOf(await readReport(report))).toEqual([]);
+    expect(await t.db.sql`select id, user_id, title from conversations order by id`).toEqual([
+      { id: 'shared', user_id: 'u1', title: 'mine' },
+      { id: derivedKey('shared', 'conversations/u2/shared.json'), user_id: 'u2', title: 'theirs' },
+    ]);
+    expect((await t.db.sql`select content from messages order by content`).map((r) => r.content)).toEqual(['u1 wrote this', 'u2 took it']);
   });
 
   // -------------------------------------------------------------------------

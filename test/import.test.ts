@@ -342,8 +342,8 @@ describe('bad input', () => {
       expect(result.stderr).not.toMatch(/unexpected error/);
       expect(result.code, result.stdout + result.stderr).toBe(1);
       const ids = (await db.db.sql<{ id: string }[]>`select id from conversations order by id`).map((r) => r.id);
-      expect(ids).toEqual(['good-1', 'good-2', 'inside-link', 'no-id']);
-      expect(result.stdout).toMatch(/conversations\s+15\s+4\s+0\s+0\s+11/);
+      expect(ids).toEqual(['good-1', 'good-2', 'inside-link', 'no-id', 'shared-id', 'shared-id-dup-599437c676abeb0b']);
+      expect(result.stdout).toMatch(/conversations\s+15\s+6\s+0\s+0\s+9/);
       expect(result.stdout).toMatch(/usage\s+3\s+1\s+0\s+0\s+2/);
     });
 
@@ -364,12 +364,18 @@ describe('bad input', () => {
       expect(row).toEqual({ user_id: 'u1', message_count: 0 });
     });
 
-    it('reports both copies of an id found in two users’ folders and imports neither', async () => {
+    it('imports both copies of an id found in two users’ folders: the first keeps it, the other gets a derived id', async () => {
       const reason =
-        /id "shared-id" is in 2 files \(conversations\/u1\/shared-id.json, conversations\/u2\/shared-id.json\): neither copy imported/;
-      expect(problem('conversations/u1/shared-id.json')?.reason).toMatch(reason);
-      expect(problem('conversations/u2/shared-id.json')?.reason).toMatch(reason);
-      expect(await db.db.sql`select 1 from conversations where id = 'shared-id'`).toHaveLength(0);
+        /id "shared-id" is in 2 files: conversations\/u1\/shared-id.json keeps it; imported conversations\/u2\/shared-id.json as "shared-id-dup-599437c676abeb0b"/;
+      for (const file of ['conversations/u1/shared-id.json', 'conversations/u2/shared-id.json']) {
+        expect(problem(file)).toBeUndefined();
+        expect(report).toContainEqual(expect.objectContaining({ file, severity: 'warning', reason: expect.stringMatching(reason) }));
+      }
+      const rows = await db.db.sql`select id, user_id from conversations where id like 'shared-id%' order by id`;
+      expect(rows).toEqual([
+        { id: 'shared-id', user_id: 'u1' },
+        { id: 'shared-id-dup-599437c676abeb0b', user_id: 'u2' },
+      ]);
     });
 
     it('rejects wrong types, unknown roles, bad dates, unstorable text and ids that do not match', () => {
@@ -405,10 +411,8 @@ describe('bad input', () => {
       const byKey = new Map(rows.map((r) => [r.record_key, r]));
       expect(byKey.get('good-1')?.status).toBe('inserted');
       expect(byKey.get('broken')).toMatchObject({ status: 'rejected', error: expect.stringMatching(/malformed JSON/) });
-      expect(byKey.get('shared-id')).toMatchObject({
-        status: 'rejected',
-        error: expect.stringMatching(/u1\/shared-id.json, conversations\/u2\/shared-id.json/),
-      });
+      expect(byKey.get('shared-id')?.status).toBe('inserted');
+      expect(byKey.get('shared-id-dup-599437c676abeb0b')?.status).toBe('inserted');
       expect(byKey.get('file:conversations/u1/outside-secret.json')?.status).toBe('rejected');
     });
   });

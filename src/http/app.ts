@@ -12,6 +12,7 @@ import type { Store } from '../store/types.ts';
 import { createAuthenticator, type Principal } from './auth.ts';
 import { renderDocsPage } from './docs.ts';
 import { answerClientError, registerErrorHandling, sendError } from './errors.ts';
+import { registerIdempotency } from './idempotency.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { conversationRoutes } from './routes/conversations.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -138,7 +139,7 @@ function parseJsonBodies(app: App): void {
 }
 
 /** Headers a browser script may read from an answer (it sees only the safelisted ones otherwise). */
-const EXPOSED_HEADERS = ['x-request-id', 'location', 'retry-after', 'www-authenticate'];
+const EXPOSED_HEADERS = ['x-request-id', 'location', 'retry-after', 'www-authenticate', 'idempotent-replayed'];
 
 /**
  * CORS for browsers calling the API from another origin (CORS_ORIGINS).
@@ -235,9 +236,10 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         assertCleanInput(request.body, 'body');
         assertCleanInput(request.query, 'query');
       });
-      conversationRoutes(v1, store);
-      usageRoutes(v1, store);
-      adminRoutes(v1, store);
+      registerIdempotency(v1, store);
+      conversationRoutes(v1);
+      usageRoutes(v1);
+      adminRoutes(v1);
     },
     { prefix: '/v1' },
   );

@@ -81,7 +81,6 @@ export const createBody = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    id: { ...RECORD_ID, description: `${RECORD_ID.description} Optional: generated (a UUID) when absent; 409 when taken.` },
     title: { ...TITLE, description: 'Default "New Conversation".' },
   },
 } as const;
@@ -238,7 +237,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   401: 'UNAUTHORIZED: missing or invalid credentials',
   403: 'FORBIDDEN: the admin role is needed',
   404: 'NOT_FOUND: no such conversation for this user',
-  409: 'CONFLICT: the id is taken',
+  409: 'CONFLICT: a request with this Idempotency-Key is still in progress',
   413: 'PAYLOAD_TOO_LARGE: the body exceeds BODY_LIMIT_BYTES',
   415: 'UNSUPPORTED_MEDIA_TYPE: send application/json',
   422: 'UNPROCESSABLE: unknown tier',

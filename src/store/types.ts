@@ -72,6 +72,53 @@ export interface UsageRepository {
   setTier(userId: string, tier: Tier): Promise<UsageStatus>;
 }
 
+/** The repositories a write runs on; inside `IdempotencyRepository.run` they commit together with the key. */
+export interface StoreScope {
+  readonly conversations: ConversationRepository;
+  readonly usage: UsageRepository;
+}
+
+/** An answer as the client received it: replayed byte for byte for a retry with the same key. */
+export interface IdempotentAnswer {
+  status: number;
+  /** The serialized body (JSON text), or null for none (204). */
+  body: string | null;
+  /** Headers that belong to the answer (e.g. `location`). */
+  headers: Record<string, string>;
+}
+
+export interface IdempotencyOutcome {
+  /** True when the answer is the stored one of an earlier request with the same key: nothing ran now. */
+  replayed: boolean;
+  answer: IdempotentAnswer;
+}
+
+/** How long a key is remembered (Stripe's 24 hours). */
+export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Idempotency keys (the REST API's `Idempotency-Key`), per user. `run` does a
+ * write at most once per (userId, key) within IDEMPOTENCY_TTL_MS:
+ *
+ * - first time: `work` runs on `scope` and its answer is recorded with the
+ *   key in the same commit (PostgreSQL: one transaction; JSON: under the
+ *   key's lock, before the answer is returned), so a write that committed
+ *   always has its key, even when the answer is lost;
+ * - same key, same `requestHash`: the first answer, `replayed: true`, nothing runs;
+ * - same key, another `requestHash`: UNPROCESSABLE;
+ * - same key while the first request still runs: CONFLICT.
+ *
+ * When `work` throws, nothing of it is kept and the key stays unused (a retry runs again).
+ */
+export interface IdempotencyRepository {
+  run(
+    userId: string,
+    key: string,
+    requestHash: string,
+    work: (scope: StoreScope) => Promise<IdempotentAnswer>,
+  ): Promise<IdempotencyOutcome>;
+}
+
 export type BackendName = 'json' | 'postgres';
 
 export interface StoreHealth {
@@ -87,6 +134,7 @@ export interface Store {
   readonly mode: StorageMode;
   readonly conversations: ConversationRepository;
   readonly usage: UsageRepository;
+  readonly idempotency: IdempotencyRepository;
   health(): Promise<StoreHealth>;
   close(): Promise<void>;
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { kindNamed } from './kinds/index.ts';
 import type { KindDescriptor, KindRecord, ReadSettings } from './kinds/types.ts';
@@ -36,13 +37,31 @@ export interface Duplicate {
   reason: string;
   /** import_log.source for the key: the first copy. */
   source: string;
+  /**
+   * Set when the kind keeps duplicates (KindDescriptor.keepsDuplicates): the
+   * key this copy is imported under (the first copy keeps its own), and
+   * `reason` is a warning naming the mapping.
+   */
+  importAs?: string;
 }
 
 /**
- * Files of one kind that name the same key. Every copy gets the same reason
- * (naming all of them), so the one import_log row for the key comes out the
- * same whichever copy writes it; neither copy is imported: which one is
- * right is a person's decision.
+ * A key for a kept copy, derived from its path: the same on every run (so a
+ * re-import updates it and verify finds it), distinct per file, and a valid
+ * record id (at most 128 characters of [A-Za-z0-9_-]).
+ */
+export function derivedKey(key: string, rel: string): string {
+  return `${key.slice(0, 100)}-dup-${createHash('sha256').update(rel).digest('hex').slice(0, 16)}`;
+}
+
+/**
+ * Files of one kind that name the same key. For a kind that keeps duplicates
+ * (two users' trees with the same conversation id) the first copy in path
+ * order keeps the key and the others get a derived one, each with a warning
+ * naming the mapping. Otherwise every copy gets the same reason (naming all
+ * of them), so the one import_log row for the key comes out the same
+ * whichever copy writes it, and neither copy is imported: which one is right
+ * is a person's decision.
  */
 export function duplicateReasons(scan: SourceScan): Map<string, Duplicate> {
   const seen = new Set<string>();
@@ -61,10 +80,20 @@ export function duplicateReasons(scan: SourceScan): Map<string, Duplicate> {
     const key = id(file);
     if (duplicated.has(key)) copies.set(key, [...(copies.get(key) ?? []), file]);
   }
-  for (const files of copies.values()) {
+  for (const unsorted of copies.values()) {
+    const files = [...unsorted].sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
     const kind = kinds.get(files[0]!.kind)!;
     const key = kind.fileKey(files[0]!);
-    const reason = `${kind.keyLabel} ${JSON.stringify(key)} is in ${files.length} files (${files.map((f) => f.rel).join(', ')}): neither copy imported (keep one and re-run)`;
+    const label = `${kind.keyLabel} ${JSON.stringify(key)}`;
+    if (kind.keepsDuplicates && kind.isValidKey(key)) {
+      const [first, ...others] = files;
+      const mapped = others.map((f) => `${f.rel} as ${JSON.stringify(derivedKey(key, f.rel))}`).join(', ');
+      const reason = `${label} is in ${files.length} files: ${first!.rel} keeps it; imported ${mapped}`;
+      reasons.set(first!.rel, { key, reason, source: first!.rel, importAs: key });
+      for (const file of others) reasons.set(file.rel, { key, reason, source: file.rel, importAs: derivedKey(key, file.rel) });
+      continue;
+    }
+    const reason = `${label} is in ${files.length} files (${files.map((f) => f.rel).join(', ')}): neither copy imported (keep one and re-run)`;
     for (const file of files) reasons.set(file.rel, { key, reason, source: files[0]!.rel });
   }
   return reasons;
@@ -100,7 +129,7 @@ export async function* readRecordsHere(
       warnings,
     });
     const duplicate = duplicates.get(file.rel);
-    if (duplicate) {
+    if (duplicate && duplicate.importAs === undefined) {
       yield reject(duplicate.key, duplicate.reason, [], duplicate.source);
       continue;
     }
@@ -113,7 +142,9 @@ export async function* readRecordsHere(
       yield reject(keyOf(kind, file), parsed.reason);
       continue;
     }
-    const prepared = kind.prepare({ file, document: parsed.value, mtimeMs: read.mtimeMs }, context);
+    const input = { file, document: parsed.value, mtimeMs: read.mtimeMs, ...(duplicate ? { key: duplicate.importAs } : {}) };
+    const prepared = kind.prepare(input, context);
+    if (duplicate) prepared.warnings.unshift(duplicate.reason);
     if (prepared.ok) yield { kind: file.kind, file, record: prepared.record, warnings: prepared.warnings };
     else yield reject(prepared.key, prepared.reason, prepared.warnings);
   }
@@ -132,9 +163,10 @@ export function keyOf(kind: KindDescriptor, file: SourceFile): string | null {
  */
 export function sourceKeys(scan: SourceScan, kind: KindDescriptor): Set<string> {
   const keys = new Set<string>();
+  const duplicates = duplicateReasons(scan);
   for (const file of scan.files) {
     if (file.kind !== kind.name) continue;
-    const key = keyOf(kind, file);
+    const key = duplicates.get(file.rel)?.importAs ?? keyOf(kind, file);
     if (key !== null) keys.add(key);
   }
   for (const problem of scan.problems) if (problem.kind === kind.name && problem.key !== null) keys.add(problem.key);

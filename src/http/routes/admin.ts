@@ -2,14 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import type { Tier } from '../../config.ts';
 import { validateTier } from '../../domain/usage.ts';
 import { PgFerryError } from '../../errors.ts';
-import type { Store } from '../../store/types.ts';
 import { COMMON_ERRORS, ref, responses, SECURITY, tierBody, tierParams } from '../schemas.ts';
 
 /**
  * Admin routes: the caller's token must carry the admin claim
  * (AUTH_ADMIN_CLAIM = AUTH_ADMIN_VALUE, default `role: "admin"`).
  */
-export function adminRoutes(app: FastifyInstance, store: Store): void {
+export function adminRoutes(app: FastifyInstance): void {
   app.register(async (admin) => {
     admin.addHook('preHandler', async (request) => {
       if (!request.principal.admin) throw new PgFerryError('FORBIDDEN', 'this route needs the admin role');
@@ -30,7 +29,7 @@ export function adminRoutes(app: FastifyInstance, store: Store): void {
       },
       async (request) => {
         const tier: Tier = validateTier(request.body.tier);
-        return store.usage.setTier(request.params.userId, tier);
+        return request.scope.usage.setTier(request.params.userId, tier);
       },
     );
   });

@@ -2,7 +2,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AssistantMessageInput } from '../../domain/conversations.ts';
 import { MAX_JSON_DEPTH, MESSAGES_PAGE_BYTES } from '../../domain/limits.ts';
 import { invalidInput } from '../../errors.ts';
-import type { Store } from '../../store/types.ts';
 import { quotaExceeded } from '../errors.ts';
 import {
   assistantMessageBody,
@@ -27,31 +26,34 @@ import {
 
 const TAGS = ['conversations'];
 
-export function conversationRoutes(app: FastifyInstance, store: Store): void {
+const clientChosenId = () =>
+  invalidInput('conversation ids are minted by the server: send the body without "id" and use the id in the answer', { field: 'id' });
+
+export function conversationRoutes(app: FastifyInstance): void {
   const userOf = (request: FastifyRequest) => request.principal.userId;
 
-  app.post<{ Body: { id?: string; title?: string } }>(
+  app.post<{ Body: { title?: string } }>(
     '/conversations',
     {
       schema: {
         tags: TAGS,
         summary: 'Create a conversation',
+        description: 'The server mints the id (a UUID); a body with `id` is 400, whatever the id (docs/decisions.md, "Ids").',
         security: SECURITY,
         body: createBody,
-        response: responses({ 201: ref('Conversation') }, [...COMMON_ERRORS, 409, 413, 415]),
+        response: responses({ 201: ref('Conversation') }, [...COMMON_ERRORS, 413, 415]),
       },
-      // A POST with no body at all creates an untitled conversation.
       preValidation: async (request) => {
+        // A POST with no body at all creates an untitled conversation.
         if (request.body === undefined || request.body === null) request.body = {};
+        // One answer for every client-chosen id — free, the caller's own or another user's — so an id reveals nothing.
+        if (typeof request.body === 'object' && Object.hasOwn(request.body, 'id')) throw clientChosenId();
       },
     },
     async (request, reply) => {
-      if (request.body.id === 'search') throw invalidInput('id "search" is reserved (GET /v1/conversations/search)', { field: 'id' });
-      const conversation = await store.conversations.create(userOf(request), request.body);
-      return reply
-        .code(201)
-        .header('location', `/v1/conversations/${encodeURIComponent(conversation.id)}`)
-        .send(conversation);
+      const conversation = await request.scope.conversations.create(userOf(request), request.body);
+      reply.code(201).header('location', `/v1/conversations/${encodeURIComponent(conversation.id)}`);
+      return conversation;
     },
   );
 
@@ -67,7 +69,7 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
         response: responses({ 200: ref('ConversationPage') }, COMMON_ERRORS),
       },
     },
-    async (request) => store.conversations.list(userOf(request), request.query),
+    async (request) => request.scope.conversations.list(userOf(request), request.query),
   );
 
   app.get<{ Querystring: { q: string; limit?: number } }>(
@@ -86,7 +88,7 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
     },
     async (request) => {
       const { q, limit } = request.query;
-      const items = await store.conversations.search(userOf(request), q, limit === undefined ? {} : { limit });
+      const items = await request.scope.conversations.search(userOf(request), q, limit === undefined ? {} : { limit });
       return { items };
     },
   );
@@ -104,7 +106,7 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
         response: responses({ 200: ref('Conversation') }, [...COMMON_ERRORS, 404]),
       },
     },
-    async (request) => store.conversations.get(userOf(request), request.params.id, request.query),
+    async (request) => request.scope.conversations.get(userOf(request), request.params.id, request.query),
   );
 
   app.patch<{ Params: { id: string }; Body: { title: string } }>(
@@ -119,7 +121,7 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
         response: responses({ 200: ref('ConversationSummary') }, [...COMMON_ERRORS, 404, 413, 415]),
       },
     },
-    async (request) => store.conversations.updateTitle(userOf(request), request.params.id, request.body.title),
+    async (request) => request.scope.conversations.updateTitle(userOf(request), request.params.id, request.body.title),
   );
 
   app.delete<{ Params: { id: string } }>(
@@ -134,8 +136,8 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
       },
     },
     async (request, reply: FastifyReply) => {
-      await store.conversations.delete(userOf(request), request.params.id);
-      return reply.code(204).send();
+      await request.scope.conversations.delete(userOf(request), request.params.id);
+      reply.code(204);
     },
   );
 
@@ -165,10 +167,13 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
     async (request, reply) => {
       // One atomic step in the store: a conversation that is not the caller's (404) counts nothing,
       // a refused quota (429) writes nothing.
-      const sent = await store.conversations.sendUserMessage(userOf(request), request.params.id, request.body.content, { consume: 1 });
+      const sent = await request.scope.conversations.sendUserMessage(userOf(request), request.params.id, request.body.content, {
+        consume: 1,
+      });
       if (!sent.message) throw quotaExceeded(sent.usage);
       const { allowed: _allowed, ...usage } = sent.usage;
-      return reply.code(201).send({ message: sent.message, usage });
+      reply.code(201);
+      return { message: sent.message, usage };
     },
   );
 
@@ -186,8 +191,9 @@ export function conversationRoutes(app: FastifyInstance, store: Store): void {
       },
     },
     async (request, reply) => {
-      const message = await store.conversations.addAssistantMessage(userOf(request), request.params.id, request.body);
-      return reply.code(201).send(message);
+      const message = await request.scope.conversations.addAssistantMessage(userOf(request), request.params.id, request.body);
+      reply.code(201);
+      return message;
     },
   );
 }

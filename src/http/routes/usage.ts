@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import type { Store } from '../../store/types.ts';
 import { COMMON_ERRORS, ref, responses, SECURITY } from '../schemas.ts';
 
 /** The caller's own quota: tier, daily and monthly windows (seed 003 requirement 4). */
-export function usageRoutes(app: FastifyInstance, store: Store): void {
+export function usageRoutes(app: FastifyInstance): void {
   app.get(
     '/usage',
     {
@@ -14,6 +13,6 @@ export function usageRoutes(app: FastifyInstance, store: Store): void {
         response: responses({ 200: ref('Usage') }, COMMON_ERRORS),
       },
     },
-    async (request) => store.usage.get(request.principal.userId),
+    async (request) => request.scope.usage.get(request.principal.userId),
   );
 }

@@ -8,6 +8,7 @@ import { type Clock, type Store, type StoreHealth, systemClock } from '../types.
 import { createContext } from './context.ts';
 import { createJsonConversations } from './conversations.ts';
 import { ensureDir, removeFile, removeStaleTempFiles, writeJsonFileAtomic } from './files.ts';
+import { createJsonIdempotency } from './idempotency.ts';
 import type { LockOptions } from './locks.ts';
 import { createJsonUsage } from './usage.ts';
 
@@ -44,11 +45,14 @@ export function createJsonStore(options: JsonStoreOptions): Store {
   });
   // In the background (the store is usable at once); close() waits for it.
   ctx.track(() => sweepStaleTempFiles(ctx.dataDir, ctx.logger)).catch(() => undefined);
+  const conversations = createConversationRepository(createJsonConversations(ctx), options.tierLimits);
+  const usage = createUsageRepository(createJsonUsage(ctx), options.tierLimits);
   return {
     backend: 'json',
     mode: 'json',
-    conversations: createConversationRepository(createJsonConversations(ctx), options.tierLimits),
-    usage: createUsageRepository(createJsonUsage(ctx), options.tierLimits),
+    conversations,
+    usage,
+    idempotency: createJsonIdempotency(ctx, { conversations, usage }),
     health: () => checkWritable(ctx.dataDir),
     close: () => ctx.drain(),
   };

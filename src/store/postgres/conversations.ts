@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
 import type { TierLimits } from '../../config.ts';
-import type { Database, Sql } from '../../db/database.ts';
+import type { Sql } from '../../db/database.ts';
 import type { ConversationSummary } from '../../domain/conversations.ts';
 import { fromJsonb, toJsonb } from '../../domain/json-values.ts';
 import { MAX_CONVERSATION_BYTES, MAX_CONVERSATION_MESSAGES } from '../../domain/limits.ts';
@@ -9,7 +9,7 @@ import { type Logger, silentLogger } from '../../log.ts';
 import type { Appended, ConversationBackend, ConversationFull, ListedSummary, NewMessage, StoredMessage } from '../core/backend.ts';
 import type { ListKey } from '../core/cursors.ts';
 import type { Clock } from '../types.ts';
-import { nowParam, query } from './shared.ts';
+import { nowParam, query, type SqlRunner } from './shared.ts';
 import { type ConsumeRow, consumeCtes, type LimitParams, limitParams, RERUN, untilDecided, usageStateOf } from './usage.ts';
 
 /**
@@ -261,7 +261,7 @@ export function pageQuery(sql: Sql, userId: string, id: string, from: number, co
 export const likePattern = (text: string): string => `%${text.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
 
 export interface PostgresConversationsOptions {
-  db: Database;
+  db: SqlRunner;
   tierLimits: TierLimits;
   clock?: Clock;
   logger?: Logger;

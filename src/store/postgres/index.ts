@@ -5,6 +5,7 @@ import { createConversationRepository } from '../core/conversations.ts';
 import { createUsageRepository } from '../core/usage.ts';
 import type { Clock, Store, StoreHealth } from '../types.ts';
 import { createPostgresConversations } from './conversations.ts';
+import { createPostgresIdempotency } from './idempotency.ts';
 import { createPostgresUsage } from './usage.ts';
 
 export { createPostgresConversations, listQuery, sendQuery } from './conversations.ts';
@@ -48,6 +49,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     mode: 'postgres',
     conversations,
     usage,
+    idempotency: createPostgresIdempotency({ db, tierLimits, clock, logger }),
     async health(): Promise<StoreHealth> {
       try {
         await db.ping();

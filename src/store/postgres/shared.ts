@@ -11,6 +11,13 @@ import type { Clock } from '../types.ts';
  * the same either way.
  */
 
+/**
+ * What the repositories run SQL through: the Database (pool, retries), or a
+ * transaction's runner (store/postgres/idempotency.ts) so that several
+ * repository calls commit together.
+ */
+export type SqlRunner = Pick<Database, 'run'>;
+
 /** The instant to pass as `$now`: the injected clock's, or null for database time. */
 export const nowParam = (clock: Clock | undefined): Date | null => (clock ? clock() : null);
 
@@ -26,7 +33,7 @@ const INPUT_ERROR_CODES = new Set(['22021', '22P05', '54000', '22007', '22008'])
  * Run one statement through Database.run (retries, slow-query log,
  * UNAVAILABLE mapping) and turn bad-value errors into INVALID_INPUT.
  */
-export async function query<T>(db: Database, label: string, work: (sql: Sql) => Promise<T>, options?: RunOptions): Promise<T> {
+export async function query<T>(db: SqlRunner, label: string, work: (sql: Sql) => Promise<T>, options?: RunOptions): Promise<T> {
   try {
     return await db.run(label, work, options);
   } catch (error) {

@@ -1,12 +1,12 @@
 import type postgres from 'postgres';
 import type { Tier, TierLimits } from '../../config.ts';
-import type { Database, Sql } from '../../db/database.ts';
+import type { Sql } from '../../db/database.ts';
 import { freshCounters, periodsAt } from '../../domain/usage.ts';
 import { PgFerryError } from '../../errors.ts';
 import { type Logger, silentLogger } from '../../log.ts';
 import type { UsageBackend, UsageState } from '../core/backend.ts';
 import type { Clock } from '../types.ts';
-import { nowParam, query } from './shared.ts';
+import { nowParam, query, type SqlRunner } from './shared.ts';
 
 /**
  * Usage quotas on PostgreSQL: the rule of domain/usage.ts (consumeCounters)
@@ -187,7 +187,7 @@ export function usageStateOf(row: StateRow): UsageState {
 }
 
 export interface PostgresUsageOptions {
-  db: Database;
+  db: SqlRunner;
   tierLimits: TierLimits;
   clock?: Clock;
   logger?: Logger;

@@ -47,6 +47,14 @@ export interface KindDescriptor<R extends KindRecord = KindRecord> {
   fileKey(file: SourceFile): string;
   /** Whether a key read off a path is a valid key (a file that cannot be parsed still accounts for a valid one). */
   isValidKey(key: string): boolean;
+  /**
+   * Whether two files naming the same key are different records (e.g. two
+   * users' folders holding the same conversation id): then the first copy in
+   * path order keeps the key and each other copy is imported under a key
+   * derived from its path (records.ts duplicateReasons), with a warning naming
+   * the mapping. Otherwise neither copy is imported.
+   */
+  readonly keepsDuplicates?: boolean;
 
   /**
    * Validate a parsed document and prepare its record: canonical hash
@@ -120,6 +128,8 @@ export interface PrepareInput {
   document: unknown;
   /** The file's modification time (a record may default a timestamp to it). */
   mtimeMs: number;
+  /** Import under this key instead of the one the path names (a kept duplicate; see `keepsDuplicates`). */
+  key?: string;
 }
 
 export interface PrepareContext {

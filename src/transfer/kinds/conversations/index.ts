@@ -22,6 +22,8 @@ export const conversationsKind: KindDescriptor<ConversationLoad> = {
   scan,
   fileKey: fileStem,
   isValidKey: isValidRecordId,
+  // Ids were minted per user by the chat app: two users' folders can hold the same id, and both are kept.
+  keepsDuplicates: true,
   prepare,
   childRows: (record) => record.messageCount,
   load: { table: 'conversations', keyColumn: 'id', write: writeConversations, prune: pruneConversations },
@@ -42,10 +44,11 @@ async function scan(walk: KindScan): Promise<void> {
   }
 }
 
-function prepare({ file, document, mtimeMs }: PrepareInput, context: PrepareContext): Prepared<ConversationLoad> {
+function prepare({ file, document, mtimeMs, key }: PrepareInput, context: PrepareContext): Prepared<ConversationLoad> {
   const result = validateConversation(file, document, context.settings, mtimeMs);
   if (!result.ok) return result;
-  const prepared = prepareConversation(result.row, file.rel, file.size);
+  const row = key === undefined ? result.row : { ...result.row, id: key };
+  const prepared = prepareConversation(row, file.rel, file.size);
   if (typeof prepared === 'string') return { ok: false, key: result.key, reason: prepared, warnings: result.warnings };
   // Verify compares hashes only: no payload, and the messages are dropped here.
   const record: ConversationLoad =
