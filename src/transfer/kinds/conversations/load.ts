@@ -1,8 +1,7 @@
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { TransactionSql } from '../../../db/database.ts';
 import type { PreparedConversation } from '../../canonical.ts';
 import { BinaryCopyWriter } from '../../copy-binary.ts';
+import { copyIn } from '../../copy-in.ts';
 import type { LoadMethod } from '../../load.ts';
 import { formatTimestampUs } from '../../validate.ts';
 import type { WriteContext } from '../types.ts';
@@ -144,8 +143,7 @@ async function writeDirect(
         stage1_data jsonb, stage2_data jsonb, stage3_data jsonb, metadata jsonb, created_at timestamptz)`;
     return;
   }
-  const writable = await tx.unsafe(`copy messages (${MESSAGE_COLUMNS}) from stdin with (format binary)`).writable();
-  await pipeline(Readable.from(messageCopyChunks(changed), { objectMode: false }), writable);
+  await copyIn(tx, `copy messages (${MESSAGE_COLUMNS}) from stdin with (format binary)`, messageCopyChunks(changed));
 }
 
 async function writeStaging(tx: TransactionSql, changed: readonly ConversationLoad[], replaced: readonly string[]): Promise<void> {
@@ -158,14 +156,8 @@ async function writeStaging(tx: TransactionSql, changed: readonly ConversationLo
       conversation_id text, position int, role text, content text,
       stage1_data jsonb, stage2_data jsonb, stage3_data jsonb, metadata jsonb, created_at timestamptz
     ) on commit drop`;
-  await pipeline(
-    Readable.from(conversationCopyChunks(changed), { objectMode: false }),
-    await tx`copy pgferry_stage_conversations from stdin with (format binary)`.writable(),
-  );
-  await pipeline(
-    Readable.from(messageCopyChunks(changed), { objectMode: false }),
-    await tx.unsafe(`copy pgferry_stage_messages (${MESSAGE_COLUMNS}) from stdin with (format binary)`).writable(),
-  );
+  await copyIn(tx, 'copy pgferry_stage_conversations from stdin with (format binary)', conversationCopyChunks(changed));
+  await copyIn(tx, `copy pgferry_stage_messages (${MESSAGE_COLUMNS}) from stdin with (format binary)`, messageCopyChunks(changed));
   await tx`
     insert into conversations (id, user_id, title, created_at, updated_at, message_count)
     select id, user_id, title, created_at, updated_at, message_count from pgferry_stage_conversations
