@@ -5,6 +5,7 @@ import { type Logger, silentLogger } from '../log.ts';
 import { TaskLimiter } from './concurrency.ts';
 import { selectKinds, summaryOrder } from './kinds/index.ts';
 import type { KindDescriptor, KindRecord } from './kinds/types.ts';
+import type { TransferLimits } from './limits.ts';
 import { BatchBuffer, type BatchResult, BufferPool, Loader, type LoadMethod, type Rejection } from './load.ts';
 import type { ProgressState } from './progress.ts';
 import { readRecords, sourceKeys } from './records.ts';
@@ -48,6 +49,8 @@ export interface ImportOptions {
    */
   readers?: number;
   prune?: boolean;
+  /** Largest file and deepest nesting read (--max-file-size, --max-depth; default DEFAULT_LIMITS). */
+  limits?: TransferLimits;
   tierLimits: TierLimits;
   method?: LoadMethod;
   logger?: Logger;
@@ -211,6 +214,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       readConcurrency: options.readConcurrency,
       encode: loader.method,
       workers: options.readers ?? 0,
+      limits: options.limits,
     });
     for await (const record of records) {
       if (options.signal?.aborted) {
