@@ -133,6 +133,8 @@ describe('import limits', () => {
       expect(run.stderr).not.toMatch(/Maximum call stack|Cannot create a string|unexpected error|^\s+at /m);
       expect(run.code, run.stdout + run.stderr).toBe(1);
       expect(run.ms).toBeLessThan(15_000);
+      // The 700 MB file costs no memory: it is never read.
+      expect(Number(/peak RSS (\d+) MB/.exec(run.stdout)?.[1])).toBeLessThan(400);
       expect(await ids(t)).toEqual(['ok', 'ok2']);
       await expectReasons(report);
       expect(await leftovers(t)).toEqual([]);

@@ -113,6 +113,7 @@ export async function* readRecordsHere(
       continue;
     }
     const parsed = parseDocument(read.text, limits.maxDepth);
+    read.text = undefined; // the parsed value is what counts now: the text (as large as the file) may go
     if (!parsed.ok) {
       yield reject(keyOf(kind, file), parsed.reason);
       continue;

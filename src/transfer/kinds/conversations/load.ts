@@ -78,10 +78,21 @@ export function encodeConversation(p: PreparedConversation, method: LoadMethod):
   return { ...head, payload: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
 }
 
+/**
+ * Largest piece handed to the COPY stream: postgres.js copies each piece into
+ * a CopyData message, so a large conversation sent whole would briefly exist
+ * twice more in memory. Pieces are views (no copy here).
+ */
+const COPY_PIECE = 1024 * 1024;
+
 /** The batch's messages as one binary COPY stream. */
 function* messageCopyChunks(records: readonly ConversationLoad[]): Generator<Buffer> {
   yield BinaryCopyWriter.HEADER;
-  for (const record of records) if (record.messageCount > 0) yield record.payload as Buffer;
+  for (const record of records) {
+    if (record.messageCount === 0) continue;
+    const payload = record.payload as Buffer;
+    for (let at = 0; at < payload.length; at += COPY_PIECE) yield payload.subarray(at, at + COPY_PIECE);
+  }
   yield BinaryCopyWriter.TRAILER;
 }
 
