@@ -244,9 +244,11 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
         });
         batch.rejections.push(record.rejection);
       } else {
-        // A Buffer payload may be a view of a reader's scratch buffer: copied into the batch's pooled chunks.
+        // A small Buffer payload may be a view of a reader's scratch buffer: copied into the batch's pooled
+        // chunks. A large one is the record's own (KindRecord.payload) and kept as it is.
         const loaded = record.record;
-        batch.records.push(Buffer.isBuffer(loaded.payload) ? { ...loaded, payload: batch.buffer.add(loaded.payload) } : loaded);
+        const copy = Buffer.isBuffer(loaded.payload) && loaded.payload.length <= BufferPool.CHUNK;
+        batch.records.push(copy ? { ...loaded, payload: batch.buffer.add(loaded.payload as Buffer) } : loaded);
       }
       if (batch.records.length + batch.rejections.length >= batchSize || batch.bytes >= batchBytes) await flush();
       if (limiter.failed) break;

@@ -43,6 +43,9 @@ export interface ConversationLoad {
   payload: Buffer | string;
 }
 
+/** Above this, a payload is never a view of the scratch writer (BufferPool.CHUNK, see KindRecord.payload). */
+const OWN_PAYLOAD = 1 << 20;
+
 /** Reused for every conversation (encoding is synchronous). */
 const scratch = new BinaryCopyWriter({ chunkSize: 256 * 1024 });
 
@@ -75,7 +78,9 @@ export function encodeConversation(p: PreparedConversation, method: LoadMethod):
   }
   const chunks = w.take();
   chunks.push(w.current());
-  return { ...head, payload: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
+  // A large payload is this record's own (KindRecord.payload): concat copies; one grown scratch chunk is copied.
+  if (chunks.length === 1) return { ...head, payload: chunks[0]!.length > OWN_PAYLOAD ? Buffer.from(chunks[0]!) : chunks[0]! };
+  return { ...head, payload: Buffer.concat(chunks) };
 }
 
 /**
