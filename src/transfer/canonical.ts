@@ -238,7 +238,8 @@ export interface PreparedConversation {
 
 /** Prepare a validated conversation; a reason string when a JSON value holds what PostgreSQL cannot store. */
 export function prepareConversation(row: ConversationRow, file: string, bytes: number): PreparedConversation | string {
-  const texts: string[] = [];
+  // Hashed message by message: the canonical texts are not held (for a large file they weigh as much as the file).
+  const hasher = new ConversationHasher(row);
   const messages: PreparedConversation['messages'] = [];
   for (let i = 0; i < row.messages.length; i++) {
     const m = row.messages[i]!;
@@ -253,11 +254,11 @@ export function prepareConversation(row: ConversationRow, file: string, bytes: n
       const text = json[field];
       if (text !== null && !isStorableJson(text)) return `message ${i}: ${field}: ${UNSTORABLE}`;
     }
-    texts.push(canonicalMessage(m.role, m.content, json));
+    hasher.add(canonicalMessage(m.role, m.content, json));
     messages.push({ role: m.role, content: m.content, createdUs: m.createdUs, json });
   }
   const { messages: _parsed, ...head } = row;
-  return { key: row.id, file, hash: hashConversation(row, texts), row: head, messages, bytes };
+  return { key: row.id, file, hash: hasher.digest(), row: head, messages, bytes };
 }
 
 export function canonicalUsage(row: UsageRow): string {

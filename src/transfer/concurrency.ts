@@ -2,26 +2,39 @@
  * Bounded concurrency without unbounded Promise.all (STYLE "what to avoid").
  */
 
-/** Map `items` through `fn` with at most `limit` calls in flight; results come out in input order. */
-export async function* mapOrdered<T, R>(items: Iterable<T>, limit: number, fn: (item: T) => Promise<R>): AsyncGenerator<R> {
-  const window: Promise<R>[] = [];
+/**
+ * Map `items` through `fn` with at most `limit` calls in flight; results come out in input order.
+ * With `budget`, the calls in flight also weigh at most `budget` together (`weight` of each item),
+ * except that one call always runs: a single heavy item goes alone.
+ */
+export async function* mapOrdered<T, R>(
+  items: Iterable<T>,
+  limit: number,
+  fn: (item: T) => Promise<R>,
+  budget?: { max: number; weight: (item: T) => number },
+): AsyncGenerator<R> {
+  const window: Array<{ promise: Promise<R>; weight: number }> = [];
   const iterator = items[Symbol.iterator]();
-  let done = false;
+  let waiting: IteratorResult<T> | undefined;
+  let inFlight = 0;
   const fill = () => {
-    while (!done && window.length < limit) {
-      const next = iterator.next();
-      if (next.done) {
-        done = true;
-        break;
-      }
-      const promise = fn(next.value);
+    while (window.length < limit) {
+      waiting ??= iterator.next();
+      if (waiting.done) break;
+      const weight = budget ? budget.weight(waiting.value) : 0;
+      if (budget && window.length > 0 && inFlight + weight > budget.max) break;
+      const promise = fn(waiting.value);
+      waiting = undefined;
       promise.catch(() => {}); // surfaced when awaited in order below
-      window.push(promise);
+      window.push({ promise, weight });
+      inFlight += weight;
     }
   };
   fill();
   while (window.length > 0) {
-    const result = await window.shift()!;
+    const next = window.shift()!;
+    const result = await next.promise;
+    inFlight -= next.weight;
     fill();
     yield result;
   }

@@ -5,6 +5,7 @@ import { type Logger, silentLogger } from '../log.ts';
 import { TaskLimiter } from './concurrency.ts';
 import { selectKinds, summaryOrder } from './kinds/index.ts';
 import type { KindDescriptor, KindRecord } from './kinds/types.ts';
+import type { TransferLimits } from './limits.ts';
 import { BatchBuffer, type BatchResult, BufferPool, Loader, type LoadMethod, type Rejection } from './load.ts';
 import type { ProgressState } from './progress.ts';
 import { readRecords, sourceKeys } from './records.ts';
@@ -48,6 +49,8 @@ export interface ImportOptions {
    */
   readers?: number;
   prune?: boolean;
+  /** Largest file and deepest nesting read (--max-file-size, --max-depth; default DEFAULT_LIMITS). */
+  limits?: TransferLimits;
   tierLimits: TierLimits;
   method?: LoadMethod;
   logger?: Logger;
@@ -211,6 +214,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       readConcurrency: options.readConcurrency,
       encode: loader.method,
       workers: options.readers ?? 0,
+      limits: options.limits,
     });
     for await (const record of records) {
       if (options.signal?.aborted) {
@@ -240,9 +244,11 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
         });
         batch.rejections.push(record.rejection);
       } else {
-        // A Buffer payload may be a view of a reader's scratch buffer: copied into the batch's pooled chunks.
+        // A small Buffer payload may be a view of a reader's scratch buffer: copied into the batch's pooled
+        // chunks. A large one is the record's own (KindRecord.payload) and kept as it is.
         const loaded = record.record;
-        batch.records.push(Buffer.isBuffer(loaded.payload) ? { ...loaded, payload: batch.buffer.add(loaded.payload) } : loaded);
+        const copy = Buffer.isBuffer(loaded.payload) && loaded.payload.length <= BufferPool.CHUNK;
+        batch.records.push(copy ? { ...loaded, payload: batch.buffer.add(loaded.payload as Buffer) } : loaded);
       }
       if (batch.records.length + batch.rejections.length >= batchSize || batch.bytes >= batchBytes) await flush();
       if (limiter.failed) break;

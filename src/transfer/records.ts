@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { kindNamed } from './kinds/index.ts';
 import type { KindDescriptor, KindRecord, ReadSettings } from './kinds/types.ts';
+import { DEFAULT_LIMITS, type TransferLimits } from './limits.ts';
 import type { LoadMethod, Rejection } from './load.ts';
 import { readRecordsInWorkers } from './read-workers.ts';
 import { readSourceFiles, type SourceFile, type SourceScan } from './source.ts';
@@ -30,6 +31,8 @@ export interface ReadRecordsOptions {
   workers?: number;
   /** Modules of the kinds being read (KindDescriptor.module): reader threads load them. */
   kindModules: string[];
+  /** Largest file and deepest nesting read (default DEFAULT_LIMITS); beyond them a file is a rejected record. */
+  limits?: TransferLimits;
 }
 
 export interface Duplicate {
@@ -119,7 +122,8 @@ export async function* readRecordsHere(
   options: ReadRecordsOptions,
 ): AsyncGenerator<ReadRecord> {
   const context = { settings: options.settings, encode: options.encode };
-  for await (const read of readSourceFiles(options.root, files, options.readConcurrency ?? 8)) {
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  for await (const read of readSourceFiles(options.root, files, options.readConcurrency ?? 8, limits.maxFileSize)) {
     const file = read.file;
     const kind = kindNamed(file.kind);
     const reject = (key: string | null, reason: string, warnings: string[] = [], source?: string): ReadRecord => ({
@@ -137,13 +141,22 @@ export async function* readRecordsHere(
       yield reject(keyOf(kind, file), read.error ?? 'unreadable');
       continue;
     }
-    const parsed = parseDocument(read.text);
+    const parsed = parseDocument(read.text, limits.maxDepth);
+    read.text = undefined; // the parsed value is what counts now: the text (as large as the file) may go
     if (!parsed.ok) {
       yield reject(keyOf(kind, file), parsed.reason);
       continue;
     }
     const input = { file, document: parsed.value, mtimeMs: read.mtimeMs, ...(duplicate ? { key: duplicate.importAs } : {}) };
-    const prepared = kind.prepare(input, context);
+    let prepared: ReturnType<typeof kind.prepare>;
+    try {
+      prepared = kind.prepare(input, context);
+    } catch (error) {
+      // A stack or string limit met while validating, hashing or encoding: this record's problem, not the run's.
+      if (!(error instanceof RangeError)) throw error;
+      yield reject(keyOf(kind, file), `cannot be read: ${error.message}`);
+      continue;
+    }
     if (duplicate) prepared.warnings.unshift(duplicate.reason);
     if (prepared.ok) yield { kind: file.kind, file, record: prepared.record, warnings: prepared.warnings };
     else yield reject(prepared.key, prepared.reason, prepared.warnings);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { PgFerryError } from '../errors.ts';
 import { mapOrdered } from './concurrency.ts';
 import type { KindDescriptor, KindScan, WalkEntry } from './kinds/types.ts';
+import { DEFAULT_MAX_FILE_SIZE, formatSize, tooLargeReason } from './limits.ts';
 
 /**
  * The source tree as the engine sees it: the kinds' files as a list of paths
@@ -293,15 +294,27 @@ class ReadBuffers {
 
 type RawRead = { file: SourceFile; mtimeMs: number; buffer: Buffer; length: number } | { file: SourceFile; mtimeMs: number; error: string };
 
+/** Bytes of files being read ahead of the one being parsed (a larger file is read alone). */
+const READ_AHEAD_BYTES = 16 * 1024 * 1024;
+
 /**
- * Read files with at most `concurrency` reads in flight, yielding results in
- * file order. A file's text is decoded only when its turn comes, so it is
- * parsed (and dropped) right away. Bytes are decoded strictly: invalid UTF-8
- * is an error, never a silent replacement character. Parsing is the caller's.
+ * Read files with at most `concurrency` reads (and READ_AHEAD_BYTES) in
+ * flight, yielding results in file order. A file's text is decoded only when
+ * its turn comes, so it is parsed (and dropped) right away. Bytes are decoded
+ * strictly: invalid UTF-8 is an error, never a silent replacement character.
+ * A file over `maxFileSize` (by the scan's size, or by its size when opened)
+ * is an error and is never read. Parsing is the caller's.
  */
-export async function* readSourceFiles(root: string, files: Iterable<SourceFile>, concurrency = 8): AsyncGenerator<ReadResult> {
+export async function* readSourceFiles(
+  root: string,
+  files: Iterable<SourceFile>,
+  concurrency = 8,
+  maxFileSize = DEFAULT_MAX_FILE_SIZE,
+): AsyncGenerator<ReadResult> {
   const buffers = new ReadBuffers();
-  const reads = mapOrdered(files, concurrency, async (file): Promise<RawRead> => {
+  const tooLarge = (size: number) => tooLargeReason(size, { maxFileSize, maxDepth: 0 });
+  const readFile = async (file: SourceFile): Promise<RawRead> => {
+    if (file.size > maxFileSize) return { file, mtimeMs: 0, error: tooLarge(file.size) };
     let mtimeMs = 0;
     let buffer: Buffer | undefined;
     try {
@@ -309,6 +322,8 @@ export async function* readSourceFiles(root: string, files: Iterable<SourceFile>
       try {
         const stat = await handle.stat();
         mtimeMs = stat.mtimeMs;
+        // It may have grown since the scan.
+        if (stat.size > maxFileSize) return { file, mtimeMs, error: tooLarge(stat.size) };
         buffer = buffers.take(stat.size);
         let length = 0;
         while (length < stat.size) {
@@ -324,24 +339,37 @@ export async function* readSourceFiles(root: string, files: Iterable<SourceFile>
       if (buffer) buffers.give(buffer);
       return { file, mtimeMs, error: `cannot read file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` };
     }
-  });
+  };
+  const reads = mapOrdered(files, concurrency, readFile, { max: READ_AHEAD_BYTES, weight: (file) => file.size });
   for await (const read of reads) {
     if ('error' in read) {
       yield read;
       continue;
     }
-    const bytes = read.buffer.subarray(0, read.length);
-    // Fast native decoding; only a file that then shows U+FFFD (rare) is decoded
-    // again strictly, to tell a real U+FFFD from invalid bytes.
-    let result: ReadResult = { file: read.file, mtimeMs: read.mtimeMs, text: bytes.toString('utf8') };
-    if (result.text!.includes('\ufffd')) {
-      try {
-        result = { ...result, text: utf8.decode(bytes) };
-      } catch {
-        result = { file: read.file, mtimeMs: read.mtimeMs, error: 'file is not valid UTF-8' };
-      }
-    }
+    const result = decode(read);
     buffers.give(read.buffer);
     yield result;
+  }
+}
+
+/**
+ * Fast native decoding; only a file that then shows U+FFFD (rare) is decoded
+ * again strictly, to tell a real U+FFFD from invalid bytes. A text longer than
+ * V8's largest string (about 512 M characters) is an error of that file.
+ */
+function decode(read: RawRead & { buffer: Buffer; length: number }): ReadResult {
+  const bytes = read.buffer.subarray(0, read.length);
+  const failed = (error: string): ReadResult => ({ file: read.file, mtimeMs: read.mtimeMs, error });
+  let text: string;
+  try {
+    text = bytes.toString('utf8');
+  } catch {
+    return failed(`file is ${formatSize(read.length)}: too large to hold as text`);
+  }
+  if (!text.includes('\ufffd')) return { file: read.file, mtimeMs: read.mtimeMs, text };
+  try {
+    return { file: read.file, mtimeMs: read.mtimeMs, text: utf8.decode(bytes) };
+  } catch {
+    return failed('file is not valid UTF-8');
   }
 }

@@ -1,8 +1,10 @@
 import { type ConversationRow, readConversation } from '../formats/chat-conversation.ts';
 import { readUsage, type UsageRow } from '../formats/chat-usage.ts';
+import { textDepthExceeds } from '../formats/json-depth.ts';
 import { jsonParseReason } from '../formats/json-error.ts';
 import { parseJsonText } from '../formats/json-text.ts';
 import type { Validated } from '../formats/validated.ts';
+import { DEFAULT_MAX_DEPTH, tooDeepReason } from './limits.ts';
 import { fileStem, fileUser, type SourceFile } from './sources/chat.ts';
 
 /**
@@ -50,12 +52,17 @@ export const isStorableJson = (json: string): boolean => !UNSTORABLE_ESCAPE.test
 /**
  * Parse a document as the Python apps write it (BOM, bare NaN/Infinity,
  * numbers kept exactly: formats/json-text.ts); a syntax error is a rejection
- * naming the position.
+ * naming the position. Text nested deeper than `maxDepth` is rejected before
+ * the parser sees it (formats/json-depth.ts): the parser, the canonical hash
+ * and PostgreSQL's jsonb input all recurse per level. A RangeError from the
+ * parser (a stack or string limit) is the record's rejection too, never the run's.
  */
-export function parseDocument(text: string): { ok: true; value: unknown } | { ok: false; reason: string } {
+export function parseDocument(text: string, maxDepth = DEFAULT_MAX_DEPTH): { ok: true; value: unknown } | { ok: false; reason: string } {
+  if (textDepthExceeds(text, maxDepth)) return { ok: false, reason: tooDeepReason({ maxDepth, maxFileSize: 0 }) };
   try {
     return { ok: true, value: parseJsonText(text) };
   } catch (error) {
+    if (error instanceof RangeError) return { ok: false, reason: `cannot be parsed: ${error.message}` };
     return { ok: false, reason: jsonParseReason(error, text) };
   }
 }

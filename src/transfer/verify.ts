@@ -4,6 +4,7 @@ import { type Logger, silentLogger } from '../log.ts';
 import { TaskLimiter } from './concurrency.ts';
 import { selectKinds, summaryOrder } from './kinds/index.ts';
 import type { KindDescriptor, KindRecord, VerifyContext, VerifyItem } from './kinds/types.ts';
+import type { TransferLimits } from './limits.ts';
 import { childRows } from './load.ts';
 import type { ProgressState } from './progress.ts';
 import { readRecords, sourceKeys } from './records.ts';
@@ -39,6 +40,8 @@ export interface VerifyOptions {
   readConcurrency?: number;
   /** Reader threads (default: spare cores, at most 4; 0 = this thread). */
   readers?: number;
+  /** Largest file and deepest nesting read, as for import (default DEFAULT_LIMITS). */
+  limits?: TransferLimits;
   logger?: Logger;
   report?: ProblemReport;
   onStart?: (totals: { records: number; bytes: number }) => void;
@@ -150,6 +153,7 @@ export async function runVerify(options: VerifyOptions): Promise<VerifySummary> 
       readConcurrency: options.readConcurrency,
       encode: null,
       workers: options.readers ?? verifyReaders(),
+      limits: options.limits,
     });
     for await (const record of records) {
       const c = counts(record.kind);

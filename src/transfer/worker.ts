@@ -5,6 +5,7 @@ import { PgFerryError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { type ImportSummary, runImport } from './import.ts';
 import { loadKindModules } from './kinds/index.ts';
+import type { TransferLimits } from './limits.ts';
 import type { LoadMethod } from './load.ts';
 import type { ProgressState } from './progress.ts';
 import { type ProblemLine, ProblemReport } from './report.ts';
@@ -40,6 +41,7 @@ export interface EngineJob {
   config: Config;
   method?: LoadMethod;
   reportFile?: string;
+  limits?: TransferLimits;
 }
 
 export interface EngineResult<S> {
@@ -123,6 +125,7 @@ async function workerMain(job: EngineJob): Promise<void> {
       defaultUser: job.defaultUser,
       batchSize: job.batchSize,
       jobs: job.jobs,
+      limits: job.limits,
       logger,
       report,
       onStart: (totals: { records: number; bytes: number }) => post({ type: 'start', ...totals }),

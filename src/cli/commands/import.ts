@@ -5,6 +5,7 @@ import { isValidUserId } from '../../domain/ids.ts';
 import { writeBackup } from '../../transfer/backup.ts';
 import type { ImportSummary } from '../../transfer/import.ts';
 import { allKinds, kindNamed, kindNames, selectKinds } from '../../transfer/kinds/index.ts';
+import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FILE_SIZE, formatSize, MAX_FILE_SIZE_CEILING, parseSize } from '../../transfer/limits.ts';
 import { LOAD_METHODS, type LoadMethod } from '../../transfer/load.ts';
 import { ProgressDisplay } from '../../transfer/progress.ts';
 import { checkWritable } from '../../transfer/report.ts';
@@ -48,6 +49,33 @@ export function kindJob(only: readonly string[] | undefined): { kinds: string[];
   return { kinds: only ? [...only] : kinds.map((k) => k.name), kindModules: kinds.map((k) => k.module) };
 }
 
+/** `--max-file-size`: a size such as 64MiB, 200MB, 512k or a number of bytes, up to MAX_FILE_SIZE_CEILING. */
+export function parseMaxFileSize(value: string): number {
+  const bytes = parseSize(value);
+  if (!Number.isFinite(bytes) || bytes < 1 || bytes > MAX_FILE_SIZE_CEILING)
+    throw new InvalidArgumentError(`expected a size from 1 byte to ${formatSize(MAX_FILE_SIZE_CEILING)}, such as 64MiB, 200MB or 1048576`);
+  return bytes;
+}
+
+/** The limit flags import and verify share (the same defaults, so verify reads what import read). */
+export function addLimitOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option(
+        '--max-file-size <size>',
+        `a larger file is reported and not read (the store's own conversations stay far below; at most ${formatSize(MAX_FILE_SIZE_CEILING)})`,
+      )
+        .argParser(parseMaxFileSize)
+        .default(DEFAULT_MAX_FILE_SIZE, formatSize(DEFAULT_MAX_FILE_SIZE)),
+    )
+    .option(
+      '--max-depth <n>',
+      'JSON nested deeper than this is reported and not parsed',
+      parseCount('--max-depth', 1, 100_000),
+      DEFAULT_MAX_DEPTH,
+    );
+}
+
 export function parseUser(value: string): string {
   if (!isValidUserId(value)) throw new InvalidArgumentError('not a valid user id (1-128 letters, digits and _.@|+=:-)');
   return value;
@@ -65,6 +93,8 @@ interface ImportFlags {
   report?: string;
   prune?: boolean;
   loadMethod: LoadMethod;
+  maxFileSize: number;
+  maxDepth: number;
 }
 
 const EXAMPLES = `
@@ -91,7 +121,7 @@ Exit codes: 0 all imported, 1 something rejected (see the report), 2 usage or
 configuration error, 130 interrupted by Ctrl-C.`;
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command('import')
     .description("Import the chat app's JSON files (conversations, usage) into PostgreSQL: every record imported or reported")
     .requiredOption('--from <dir>', "the app's data directory (holds conversations/ and usage/)")
@@ -106,7 +136,8 @@ export function register(program: Command): void {
     .option('--prune', 'delete records imported earlier whose source file is gone (otherwise they are only reported)')
     .addOption(
       new Option('--load-method <method>', 'how batches are written (benchmarking)').choices(LOAD_METHODS).default('copy').hideHelp(),
-    )
+    );
+  addLimitOptions(command)
     .addHelpText('after', EXAMPLES)
     .action(action((flags: ImportFlags) => importCommand(flags)));
 }
@@ -173,6 +204,7 @@ async function importCommand(flags: ImportFlags): Promise<number> {
         config: ctx.config,
         method: flags.loadMethod,
         reportFile: flags.report,
+        limits: { maxFileSize: flags.maxFileSize, maxDepth: flags.maxDepth },
       },
       {
         signal: controller.signal,

@@ -6,7 +6,7 @@ import { formatTable, peakRssMb, perSecond, seconds, terminalSafe } from '../../
 import { openTarget } from '../../transfer/target.ts';
 import { runInWorker } from '../../transfer/worker.ts';
 import { action, EXIT } from '../context.ts';
-import { kindJob, parseCount, parseKinds, parseUser, prepareTransfer } from './import.ts';
+import { addLimitOptions, kindJob, parseCount, parseKinds, parseUser, prepareTransfer } from './import.ts';
 
 interface VerifyFlags {
   from: string;
@@ -16,6 +16,8 @@ interface VerifyFlags {
   report?: string;
   batch: number;
   jobs: number;
+  maxFileSize: number;
+  maxDepth: number;
 }
 
 const EXAMPLES = `
@@ -30,7 +32,7 @@ unreadable (a source file that cannot be checked).
 Exit codes: 0 identical, 1 anything differs, 2 usage or configuration error.`;
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command('verify')
     .description('Prove the database holds exactly what the JSON files hold (canonical content hash per record)')
     .requiredOption('--from <dir>', "the app's data directory (holds conversations/ and usage/)")
@@ -39,7 +41,8 @@ export function register(program: Command): void {
     .option('--default-user <id>', 'as given to import, for the single-user layout', parseUser)
     .option('--report <file>', 'write every difference as JSON Lines {kind, file, record, problem, reason}')
     .option('--batch <n>', 'records compared per query', parseCount('--batch', 1, 100_000), 500)
-    .option('--jobs <n>', 'batches compared at once', parseCount('--jobs', 1, 32), 2)
+    .option('--jobs <n>', 'batches compared at once', parseCount('--jobs', 1, 32), 2);
+  addLimitOptions(command)
     .addHelpText('after', EXAMPLES)
     .action(action((flags: VerifyFlags) => verifyCommand(flags)));
 }
@@ -60,6 +63,7 @@ async function verifyCommand(flags: VerifyFlags): Promise<number> {
         jobs: flags.jobs,
         config: ctx.config,
         reportFile: flags.report,
+        limits: { maxFileSize: flags.maxFileSize, maxDepth: flags.maxDepth },
       },
       { onStart: (totals) => progress.start(totals.records, totals.bytes), onProgress: (state) => progress.update(state) },
     );

@@ -104,9 +104,12 @@ export interface KindRecord {
   /** Canonical content hash (import_log.content_hash; what verify compares). */
   hash: string;
   /**
-   * Encoded load data, if the kind encodes at read time. A Buffer may be a
-   * view of a scratch buffer: the engine copies it (into the batch's pooled
-   * chunks, or before sending it across threads) before the next record is read.
+   * Encoded load data, if the kind encodes at read time. A Buffer of up to
+   * BufferPool.CHUNK (1 MiB) may be a view of a scratch buffer: the engine
+   * copies it (into the batch's pooled chunks, or before sending it across
+   * threads) before the next record is read. A larger Buffer must be the
+   * record's own: the engine keeps it as it is (a copy would double a large
+   * conversation's weight).
    */
   payload?: Buffer | string;
 }

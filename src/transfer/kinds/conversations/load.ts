@@ -1,8 +1,7 @@
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { TransactionSql } from '../../../db/database.ts';
 import type { PreparedConversation } from '../../canonical.ts';
 import { BinaryCopyWriter } from '../../copy-binary.ts';
+import { copyIn } from '../../copy-in.ts';
 import type { LoadMethod } from '../../load.ts';
 import { formatTimestampUs } from '../../validate.ts';
 import type { WriteContext } from '../types.ts';
@@ -44,6 +43,9 @@ export interface ConversationLoad {
   payload: Buffer | string;
 }
 
+/** Above this, a payload is never a view of the scratch writer (BufferPool.CHUNK, see KindRecord.payload). */
+const OWN_PAYLOAD = 1 << 20;
+
 /** Reused for every conversation (encoding is synchronous). */
 const scratch = new BinaryCopyWriter({ chunkSize: 256 * 1024 });
 
@@ -76,13 +78,26 @@ export function encodeConversation(p: PreparedConversation, method: LoadMethod):
   }
   const chunks = w.take();
   chunks.push(w.current());
-  return { ...head, payload: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
+  // A large payload is this record's own (KindRecord.payload): concat copies; one grown scratch chunk is copied.
+  if (chunks.length === 1) return { ...head, payload: chunks[0]!.length > OWN_PAYLOAD ? Buffer.from(chunks[0]!) : chunks[0]! };
+  return { ...head, payload: Buffer.concat(chunks) };
 }
+
+/**
+ * Largest piece handed to the COPY stream: postgres.js copies each piece into
+ * a CopyData message, so a large conversation sent whole would briefly exist
+ * twice more in memory. Pieces are views (no copy here).
+ */
+const COPY_PIECE = 1024 * 1024;
 
 /** The batch's messages as one binary COPY stream. */
 function* messageCopyChunks(records: readonly ConversationLoad[]): Generator<Buffer> {
   yield BinaryCopyWriter.HEADER;
-  for (const record of records) if (record.messageCount > 0) yield record.payload as Buffer;
+  for (const record of records) {
+    if (record.messageCount === 0) continue;
+    const payload = record.payload as Buffer;
+    for (let at = 0; at < payload.length; at += COPY_PIECE) yield payload.subarray(at, at + COPY_PIECE);
+  }
   yield BinaryCopyWriter.TRAILER;
 }
 
@@ -144,8 +159,7 @@ async function writeDirect(
         stage1_data jsonb, stage2_data jsonb, stage3_data jsonb, metadata jsonb, created_at timestamptz)`;
     return;
   }
-  const writable = await tx.unsafe(`copy messages (${MESSAGE_COLUMNS}) from stdin with (format binary)`).writable();
-  await pipeline(Readable.from(messageCopyChunks(changed), { objectMode: false }), writable);
+  await copyIn(tx, `copy messages (${MESSAGE_COLUMNS}) from stdin with (format binary)`, messageCopyChunks(changed));
 }
 
 async function writeStaging(tx: TransactionSql, changed: readonly ConversationLoad[], replaced: readonly string[]): Promise<void> {
@@ -158,14 +172,8 @@ async function writeStaging(tx: TransactionSql, changed: readonly ConversationLo
       conversation_id text, position int, role text, content text,
       stage1_data jsonb, stage2_data jsonb, stage3_data jsonb, metadata jsonb, created_at timestamptz
     ) on commit drop`;
-  await pipeline(
-    Readable.from(conversationCopyChunks(changed), { objectMode: false }),
-    await tx`copy pgferry_stage_conversations from stdin with (format binary)`.writable(),
-  );
-  await pipeline(
-    Readable.from(messageCopyChunks(changed), { objectMode: false }),
-    await tx.unsafe(`copy pgferry_stage_messages (${MESSAGE_COLUMNS}) from stdin with (format binary)`).writable(),
-  );
+  await copyIn(tx, 'copy pgferry_stage_conversations from stdin with (format binary)', conversationCopyChunks(changed));
+  await copyIn(tx, `copy pgferry_stage_messages (${MESSAGE_COLUMNS}) from stdin with (format binary)`, messageCopyChunks(changed));
   await tx`
     insert into conversations (id, user_id, title, created_at, updated_at, message_count)
     select id, user_id, title, created_at, updated_at, message_count from pgferry_stage_conversations
