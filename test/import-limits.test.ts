@@ -193,8 +193,18 @@ describe('import limits', () => {
   describe('past the depth check (--max-depth 100000): the other lines of defence', () => {
     it('PostgreSQL refusing a batch (stack depth limit exceeded) rolls it back and loads record by record; no hang, no open transaction', async () => {
       const t = await database();
+      // The store's own depth limit (formats/chat-conversation.ts) now stops a 20,000-deep file before
+      // PostgreSQL sees it, so the server's refusal of that COPY is reproduced here by a trigger in this
+      // test's database that raises the same error for one conversation's rows, mid-COPY.
+      await t.db.sql.unsafe(`
+        create function refuse_deep() returns trigger language plpgsql as $$
+        begin
+          if new.conversation_id = 'deep' then raise exception 'stack depth limit exceeded' using errcode = '54001'; end if;
+          return new;
+        end $$;
+        create trigger refuse_deep before insert on messages for each row execute function refuse_deep();`);
       const src = await tree('deep-db', {
-        'conversations/u1/deep.json': conversation('deep', deepMessage(20_000)),
+        'conversations/u1/deep.json': conversation('deep', deepMessage(10)),
         'conversations/u1/ok.json': conversation('ok', '[{"role":"user","content":"fine"}]'),
       });
       const report = path.join(tmp, 'deep-db.jsonl');
@@ -225,7 +235,7 @@ describe('import limits', () => {
       const run = await cli(['import', '--from', src, '--to', t.url, '--max-depth', '100000']);
       expect(run.timedOut).toBe(false);
       expect(run.code, run.stdout + run.stderr).toBe(1);
-      expect(run.stdout).toMatch(/deep\.json \[deep\]: .*(Maximum call stack|stack depth)/);
+      expect(run.stdout).toMatch(/deep\.json \[deep\]: .*(Maximum call stack|stack depth|nests deeper than 64 levels)/);
       expect(await ids(t)).toEqual(['ok']);
       const verify = await cli(['verify', '--from', src, '--to', t.url, '--max-depth', '100000']);
       expect(verify.code, verify.stdout + verify.stderr).toBe(1);
