@@ -13,9 +13,10 @@ import { call, createStorage, type StorageFixture, startServer, type TestServer,
  * the test machine is 2 shared cores; docs/storage.md records measurements).
  */
 
-// Measured here (load average ~11 on 2 shared cores): p50 ~10 ms, p99 ~2.3 s (see docs/storage.md). Not yet the
-// 250 ms goal: this bound guards against the issue's 10 s stalls coming back.
-const P99_BOUND_MS = 5000;
+// Measured here: on a quiet 2-core machine p50 19 ms, p99 427 ms, max 466 ms; with the machine shared
+// (load average ~11) p99 ~2.3 s (docs/storage.md). The bound leaves CI's 2 cores 3.5x headroom over the
+// quiet figure and still fails on the issue's multi-second stalls.
+const P99_BOUND_MS = 1500;
 const LOAD_MS = 10_000;
 
 /** ~`bytes` of stage data: many small objects, nested 60 levels. */
