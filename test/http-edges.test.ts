@@ -1,17 +1,7 @@
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Store } from '../src/store/types.ts';
+import { describe, expect, it } from 'vitest';
 import { MALFORMED_LIST_CURSORS, MALFORMED_MESSAGES_CURSORS } from './contract/store-contract.ts';
-import {
-  BACKENDS,
-  call,
-  createStorage,
-  isErrorBody,
-  type StorageFixture,
-  startServer,
-  type TestServer,
-  testConfig,
-} from './helpers/http.ts';
+import { BACKENDS, call, isErrorBody, serverForSuite, startServer, testConfig } from './helpers/http.ts';
 
 /**
  * Issue 9, the small HTTP findings: invalid UTF-8 in a body is a 400 (not
@@ -50,24 +40,11 @@ function parseAnswer(raw: string): { status: number; headers: string; body: unkn
 }
 
 describe.each(BACKENDS)('HTTP edges on %s', (backend) => {
-  let storage: StorageFixture;
-  let store: Store;
-  let server: TestServer;
-
-  beforeAll(async () => {
-    storage = await createStorage(backend);
-    store = await storage.open();
-    server = await startServer({ store, config: testConfig({ AUTH_MODE: 'dev' }) });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await store?.close();
-    await storage?.cleanup();
-  });
+  const suite = serverForSuite(backend, (store, _storage) => startServer({ store, config: testConfig({ AUTH_MODE: 'dev' }) }));
 
   it('refuses a body that is not valid UTF-8 with 400 and stores nothing', async () => {
     const user = `utf8-${backend}`;
-    const created = await call(server.url, 'POST', '/v1/conversations', { user, body: { title: 't' } });
+    const created = await call(suite.server.url, 'POST', '/v1/conversations', { user, body: { title: 't' } });
     expect(created.status).toBe(201);
     const id = created.body.id as string;
     for (const bad of [
@@ -76,7 +53,7 @@ describe.each(BACKENDS)('HTTP edges on %s', (backend) => {
       Buffer.concat([Buffer.from('{"content":"'), Buffer.from([0xc0, 0xaf]), Buffer.from('"}')]), // overlong '/'
       Buffer.concat([Buffer.from('{"content":"cut '), Buffer.from([0xe2, 0x82])]), // truncated sequence
     ]) {
-      const response = await fetch(`${server.url}/v1/conversations/${id}/messages`, {
+      const response = await fetch(`${suite.server.url}/v1/conversations/${id}/messages`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-user-id': user },
         body: bad,
@@ -86,13 +63,13 @@ describe.each(BACKENDS)('HTTP edges on %s', (backend) => {
       expect(isErrorBody(body)).toBe(true);
       expect(body.error).toMatchObject({ code: 'INVALID_INPUT', message: expect.stringContaining('UTF-8') });
     }
-    const got = await call(server.url, 'GET', `/v1/conversations/${id}`, { user });
+    const got = await call(suite.server.url, 'GET', `/v1/conversations/${id}`, { user });
     expect(got.body.messageCount).toBe(0);
     // Valid multi-byte UTF-8 and an empty application/json body still work.
-    const ok = await call(server.url, 'POST', `/v1/conversations/${id}/messages`, { user, body: { content: 'ünï 🚀' } });
+    const ok = await call(suite.server.url, 'POST', `/v1/conversations/${id}/messages`, { user, body: { content: 'ünï 🚀' } });
     expect(ok.status).toBe(201);
     expect(ok.body.message.content).toBe('ünï 🚀');
-    const empty = await fetch(`${server.url}/v1/conversations`, {
+    const empty = await fetch(`${suite.server.url}/v1/conversations`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-user-id': user },
     });
@@ -101,10 +78,10 @@ describe.each(BACKENDS)('HTTP edges on %s', (backend) => {
 
   it('serves `__proto__` and `constructor` keys of stored stage data as ordinary keys', async () => {
     const user = `proto-${backend}`;
-    const { id } = await store.conversations.create(user);
+    const { id } = await suite.store.conversations.create(user);
     const stage3 = JSON.parse('{"model":"m","response":"r","__proto__":{"polluted":true},"constructor":{"x":1}}');
-    await store.conversations.addAssistantMessage(user, id, { stage1: [], stage2: [], stage3 });
-    const answer = await call(server.url, 'GET', `/v1/conversations/${id}`, { user });
+    await suite.store.conversations.addAssistantMessage(user, id, { stage1: [], stage2: [], stage3 });
+    const answer = await call(suite.server.url, 'GET', `/v1/conversations/${id}`, { user });
     expect(answer.status).toBe(200);
     expect(answer.text).toContain('"__proto__":{"polluted":true}');
     expect(answer.text).toContain('"constructor":{"x":1}');
@@ -112,7 +89,7 @@ describe.each(BACKENDS)('HTTP edges on %s', (backend) => {
 
   it('a malformed JSON body is a 400 that names the place, not the text', async () => {
     const marker = 'SECRET-MARKER-4711';
-    const answer = await call(server.url, 'POST', '/v1/conversations', { user: 'json-bad', body: `{"title": ${marker}}` });
+    const answer = await call(suite.server.url, 'POST', '/v1/conversations', { user: 'json-bad', body: `{"title": ${marker}}` });
     expect(answer.status).toBe(400);
     expect(isErrorBody(answer.body)).toBe(true);
     expect(answer.body.error.message).toMatch(/not valid JSON.*line 1, column 11/);
@@ -128,7 +105,7 @@ describe.each(BACKENDS)('HTTP edges on %s', (backend) => {
       ['headers too large', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
     ];
     for (const [name, bytes, status, code] of cases) {
-      const answer = parseAnswer(await rawRequest(server.url, bytes));
+      const answer = parseAnswer(await rawRequest(suite.server.url, bytes));
       expect(answer.status, name).toBe(status);
       expect(answer.headers, name).toMatch(/content-type: application\/json/i);
       expect(isErrorBody(answer.body), name).toBe(true);
@@ -138,16 +115,18 @@ describe.each(BACKENDS)('HTTP edges on %s', (backend) => {
 
   it('answers a malformed cursor with the same 400 on every backend, without SQL text', async () => {
     const user = `cursor-${backend}`;
-    const { body } = await call(server.url, 'POST', '/v1/conversations', { user, body: { title: 'c' } });
+    const { body } = await call(suite.server.url, 'POST', '/v1/conversations', { user, body: { title: 'c' } });
     const bodies: unknown[] = [];
     for (const cursor of MALFORMED_LIST_CURSORS.filter((c) => c !== '')) {
-      const answer = await call(server.url, 'GET', `/v1/conversations?cursor=${encodeURIComponent(cursor)}`, { user });
+      const answer = await call(suite.server.url, 'GET', `/v1/conversations?cursor=${encodeURIComponent(cursor)}`, { user });
       expect(answer.status, cursor).toBe(400);
       expect(answer.text, cursor).not.toMatch(/select|syntax|postgres|timestamp|invalid input syntax/i);
       bodies.push({ ...answer.body.error, requestId: undefined });
     }
     for (const cursor of MALFORMED_MESSAGES_CURSORS) {
-      const answer = await call(server.url, 'GET', `/v1/conversations/${body.id}?messagesCursor=${encodeURIComponent(cursor)}`, { user });
+      const answer = await call(suite.server.url, 'GET', `/v1/conversations/${body.id}?messagesCursor=${encodeURIComponent(cursor)}`, {
+        user,
+      });
       expect(answer.status, cursor).toBe(400);
       expect(answer.text, cursor).not.toMatch(/select|syntax|postgres|invalid input syntax/i);
       expect(answer.body.error.code).toBe('INVALID_INPUT');

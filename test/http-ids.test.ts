@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Store } from '../src/store/types.ts';
-import { BACKENDS, call, createStorage, type StorageFixture, startServer, type TestServer, testConfig } from './helpers/http.ts';
+import { describe, expect, it } from 'vitest';
+import { BACKENDS, call, serverForSuite } from './helpers/http.ts';
 
 /**
  * Ids reveal nothing (docs/decisions.md, "Ids"): the REST API mints every
@@ -9,20 +8,7 @@ import { BACKENDS, call, createStorage, type StorageFixture, startServer, type T
  * answer of any other client-chosen id — never "already exists".
  */
 describe.each(BACKENDS)('client-chosen ids on %s', (backend) => {
-  let storage: StorageFixture;
-  let store: Store;
-  let server: TestServer;
-
-  beforeAll(async () => {
-    storage = await createStorage(backend);
-    store = await storage.open();
-    server = await startServer({ store, config: testConfig({ DATA_DIR: storage.dataDir }) });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await store?.close();
-    await storage?.cleanup();
-  });
+  const suite = serverForSuite(backend);
 
   /** The answer without the per-request id: what alice can compare. */
   const shape = (answer: Awaited<ReturnType<typeof call>>) => {
@@ -31,9 +17,9 @@ describe.each(BACKENDS)('client-chosen ids on %s', (backend) => {
   };
 
   it("alice creating with bob's id gets the same answer as with an id nobody has, and bob's data is untouched", async () => {
-    const bobs = await call(server.url, 'POST', '/v1/conversations', { user: 'bob', body: { title: 'bob only' } });
-    const alices = await call(server.url, 'POST', '/v1/conversations', { user: 'alice', body: { title: 'mine' } });
-    const create = (id: string) => call(server.url, 'POST', '/v1/conversations', { user: 'alice', body: { id, title: 'squat' } });
+    const bobs = await call(suite.server.url, 'POST', '/v1/conversations', { user: 'bob', body: { title: 'bob only' } });
+    const alices = await call(suite.server.url, 'POST', '/v1/conversations', { user: 'alice', body: { title: 'mine' } });
+    const create = (id: string) => call(suite.server.url, 'POST', '/v1/conversations', { user: 'alice', body: { id, title: 'squat' } });
 
     const withBobsId = await create(bobs.body.id);
     const withFreshId = await create(randomUUID());
@@ -44,22 +30,22 @@ describe.each(BACKENDS)('client-chosen ids on %s', (backend) => {
     expect(withBobsId.text).not.toMatch(/exists|taken|bob/i);
 
     // With an Idempotency-Key too: the refusal is the same and records nothing.
-    const keyed = await call(server.url, 'POST', '/v1/conversations', {
+    const keyed = await call(suite.server.url, 'POST', '/v1/conversations', {
       user: 'alice',
       body: { id: bobs.body.id },
       headers: { 'idempotency-key': 'squat-1' },
     });
     expect(shape(keyed)).toEqual(shape(withFreshId));
 
-    const bob = await call(server.url, 'GET', `/v1/conversations/${bobs.body.id}`, { user: 'bob' });
+    const bob = await call(suite.server.url, 'GET', `/v1/conversations/${bobs.body.id}`, { user: 'bob' });
     expect(bob.body).toMatchObject({ title: 'bob only', messageCount: 0 });
-    const list = await call(server.url, 'GET', '/v1/conversations', { user: 'alice' });
+    const list = await call(suite.server.url, 'GET', '/v1/conversations', { user: 'alice' });
     expect(list.body.items.map((c: { title: string }) => c.title)).toEqual(['mine']);
   });
 
   it('the server mints a fresh UUID for every created conversation', async () => {
-    const a = await call(server.url, 'POST', '/v1/conversations', { user: 'carol' });
-    const b = await call(server.url, 'POST', '/v1/conversations', { user: 'carol', body: {} });
+    const a = await call(suite.server.url, 'POST', '/v1/conversations', { user: 'carol' });
+    const b = await call(suite.server.url, 'POST', '/v1/conversations', { user: 'carol', body: {} });
     expect(a.body.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(b.body.id).not.toBe(a.body.id);
   });

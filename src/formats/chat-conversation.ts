@@ -92,7 +92,7 @@ const MESSAGE_KEYS = new Set(['role', 'content', 'stage1', 'stage2', 'stage3', '
 /** A parsed conversation file → its row, or the reason it cannot be read. */
 export function readConversation(value: unknown, place: ConversationPlace): Validated<ConversationRow> {
   const warnings: string[] = [];
-  const { stem, folderUser } = place;
+  const { stem } = place;
   const fileKey = isValidRecordId(stem) ? stem : null;
   const reject = (reason: string, key: string | null = fileKey): Validated<ConversationRow> => ({ ok: false, key, reason, warnings });
   if (!isObject(value)) return reject(`expected a JSON object, found ${describe(value)}`);

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { afterAll, beforeAll } from 'vitest';
 import { type Config, type Env, loadConfig } from '../../src/config.ts';
 import { type App, buildApp } from '../../src/http/app.ts';
 import { listen } from '../../src/http/server.ts';
@@ -142,4 +143,34 @@ export function isErrorBody(body: unknown): boolean {
     typeof error.message === 'string' &&
     typeof error.requestId === 'string'
   );
+}
+
+/** The storage, store and listening server of one describe block. */
+export interface Suite {
+  storage: StorageFixture;
+  store: Store;
+  server: TestServer;
+}
+
+/**
+ * Open a storage and a store on `backend` and start a server on it before the
+ * block's tests (default: dev auth, the storage's DATA_DIR); close all three after.
+ */
+export function serverForSuite(
+  backend: BackendName,
+  start: (store: Store, storage: StorageFixture) => Promise<TestServer> = (store, storage) =>
+    startServer({ store, config: testConfig({ DATA_DIR: storage.dataDir }) }),
+): Suite {
+  const suite = {} as Suite;
+  beforeAll(async () => {
+    suite.storage = await createStorage(backend);
+    suite.store = await suite.storage.open();
+    suite.server = await start(suite.store, suite.storage);
+  });
+  afterAll(async () => {
+    await suite.server?.close();
+    await suite.store?.close();
+    await suite.storage?.cleanup();
+  });
+  return suite;
 }
