@@ -110,8 +110,12 @@ export function messageBytes(message: MessagePayload): number {
 }
 
 /** Why a message is over the per-message limits, or undefined when it fits; its size when it does. */
-export function checkMessage(message: MessagePayload): { bytes: number; problem?: undefined } | { problem: string; limit: string } {
-  if (message.role === 'assistant' && nestsDeeperThan(message)) {
+export function checkMessage(
+  message: MessagePayload,
+  options: { depthChecked?: boolean } = {},
+): { bytes: number; problem?: undefined } | { problem: string; limit: string } {
+  // A caller that has walked the value already (the file reader) skips the second walk.
+  if (message.role === 'assistant' && !options.depthChecked && nestsDeeperThan(message)) {
     return { problem: `stage data nests deeper than ${MAX_JSON_DEPTH} levels`, limit: 'depth' };
   }
   let bytes: number;

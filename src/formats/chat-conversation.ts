@@ -194,6 +194,7 @@ function readMessage(raw: unknown, conversationUs: number, unknownKeys: Set<stri
   const { stage1, stage2, stage3, metadata } = row;
   const size = checkMessage(
     row.role === 'user' ? { role: 'user', content: row.content as string } : { role: 'assistant', stage1, stage2, stage3, metadata },
+    { depthChecked: true },
   );
   if (size.problem !== undefined) return size.problem;
   row.bytes = size.bytes;
