@@ -1,15 +1,11 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EmbeddedServer, freePort, startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { buildApp } from '../src/http/app.ts';
 import { listen } from '../src/http/server.ts';
 import { createLogger } from '../src/log.ts';
 import { openStore } from '../src/store/open.ts';
 import type { IdempotentAnswer, Store } from '../src/store/types.ts';
-import { BACKENDS, call, createStorage, type StorageFixture, startServer, type TestServer, testConfig } from './helpers/http.ts';
+import { BACKENDS, call, createStorage, type StorageFixture, serverOnOwnPostgres, type TestServer, testConfig } from './helpers/http.ts';
 
 /**
  * Safe retries: the Idempotency-Key header on both backends. The issue's
@@ -194,45 +190,21 @@ describe('Idempotency-Key expiry (24 h)', () => {
 });
 
 describe('Idempotency-Key across a real PostgreSQL stop/start', () => {
-  let dir: string;
-  let pg: EmbeddedServer | undefined;
-  let store: Store;
-  let server: TestServer;
-  let clusterDir: string;
-  let port: number;
-
-  beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'pgferry-idem-outage-'));
-    await chmod(dir, 0o755);
-    clusterDir = path.join(dir, 'cluster');
-    port = await freePort();
-    pg = await startEmbeddedPostgres({ clusterDir, port, persistent: true });
-    store = await openStore({
-      env: { DATABASE_URL: pg.url, DATA_DIR: dir, ON_DB_UNAVAILABLE: 'fail', DB_CONNECT_TIMEOUT_S: '2' },
-      logger: createLogger({ level: 'silent' }),
-    });
-    server = await startServer({ store, config: testConfig() });
-  }, 180_000);
-  afterAll(async () => {
-    await server?.close();
-    await store?.close();
-    await pg?.stop();
-    await rm(dir, { recursive: true, force: true });
-  }, 60_000);
+  const suite = serverOnOwnPostgres('pgferry-idem-outage');
 
   it('the 503 of a restart, retried with the same key, stores one message and counts one query', async () => {
     const send = (key: string) =>
-      call(server.url, 'POST', `/v1/conversations/${id}/messages`, {
+      call(suite.server.url, 'POST', `/v1/conversations/${id}/messages`, {
         user: 'tom',
         body: { content: 'during restart' },
         headers: { 'idempotency-key': key },
       });
-    const created = await call(server.url, 'POST', '/v1/conversations', { user: 'tom', body: { title: 't' } });
+    const created = await call(suite.server.url, 'POST', '/v1/conversations', { user: 'tom', body: { title: 't' } });
     const id: string = created.body.id;
-    await pg!.stop();
+    await suite.stopDatabase();
     const during = await send('restart-1');
     expect(during.status).toBe(503);
-    pg = await startEmbeddedPostgres({ clusterDir, port, persistent: true });
+    await suite.startDatabase();
     const deadline = Date.now() + 45_000;
     let retried = await send('restart-1');
     while (retried.status === 503 && Date.now() < deadline) {
@@ -242,8 +214,8 @@ describe('Idempotency-Key across a real PostgreSQL stop/start', () => {
     expect(retried.status).toBe(201);
     const again = await send('restart-1');
     expect(again.text).toBe(retried.text);
-    const conversation = await call(server.url, 'GET', `/v1/conversations/${id}`, { user: 'tom' });
+    const conversation = await call(suite.server.url, 'GET', `/v1/conversations/${id}`, { user: 'tom' });
     expect(conversation.body.messages).toHaveLength(1);
-    expect((await call(server.url, 'GET', '/v1/usage', { user: 'tom' })).body.daily.used).toBe(1);
+    expect((await call(suite.server.url, 'GET', '/v1/usage', { user: 'tom' })).body.daily.used).toBe(1);
   }, 120_000);
 });

@@ -10,7 +10,7 @@ import { DEFAULT_TIER_LIMITS } from '../src/config.ts';
 import type { AssistantMessage, UserMessage } from '../src/domain/conversations.ts';
 import { createPostgresStore } from '../src/store/postgres/index.ts';
 import { derivedKey } from '../src/transfer/records.ts';
-import { BIN } from './helpers/cli.ts';
+import { runCliWithDeadline, type TimedRun } from './helpers/cli.ts';
 import { adminUrl, createTestDatabase, type TestDatabase } from './helpers/db.ts';
 
 /**
@@ -25,40 +25,11 @@ import { adminUrl, createTestDatabase, type TestDatabase } from './helpers/db.ts
 // Running the CLI
 // ---------------------------------------------------------------------------
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  /** True when the run had to be killed at the deadline (a hang). */
-  timedOut: boolean;
-}
+type Run = TimedRun;
 
 /** The CLI in a child process, with only the env a test passes; killed (and reported as such) at the deadline. */
-function cli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 30_000): Promise<Run> {
-  const base: Record<string, string | undefined> = { ...process.env, LOG_LEVEL: 'warn' };
-  for (const name of ['DATABASE_URL', 'DATA_DIR', 'PG_DUMP', 'STORAGE_MODE', 'AUTO_MIGRATE', 'TIER_LIMITS']) delete base[name];
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  let timedOut = false;
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, timeoutMs);
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, timedOut });
-    });
-  });
-}
+const cli = (args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 30_000): Promise<Run> =>
+  runCliWithDeadline(args, { env, timeoutMs });
 
 /** The summary table a run printed: kind → column → number. */
 function table(stdout: string): Record<string, Record<string, number>> {

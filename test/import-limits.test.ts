@@ -1,47 +1,14 @@
-import { spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { textDepthExceeds } from '../src/formats/json-depth.ts';
 import { parseSize } from '../src/transfer/limits.ts';
-import { BIN } from './helpers/cli.ts';
+import { runCliWithDeadline, type TimedRun } from './helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-  ms: number;
-}
-
-function cli(args: string[], timeoutMs = 30_000): Promise<Run> {
-  const env: Record<string, string | undefined> = { ...process.env, LOG_LEVEL: process.env.CHILD_LOG ?? 'warn' };
-  for (const name of ['DATABASE_URL', 'DATA_DIR', 'PG_DUMP', 'STORAGE_MODE', 'AUTO_MIGRATE', 'TIER_LIMITS']) delete env[name];
-  const started = performance.now();
-  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  let timedOut = false;
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, timeoutMs);
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, timedOut, ms: performance.now() - started });
-    });
-  });
-}
+const cli = (args: string[], timeoutMs = 30_000): Promise<TimedRun> =>
+  runCliWithDeadline(args, { env: { LOG_LEVEL: process.env.CHILD_LOG ?? 'warn' }, timeoutMs });
 
 const conversation = (id: string, messages: string) =>
   `{"id":"${id}","user_id":"u1","created_at":"2024-01-01T00:00:00","title":"t","messages":${messages}}`;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TierLimits } from '../src/config.ts';
-import { parsePythonJson } from '../src/domain/json-values.ts';
+import { parseJsonText } from '../src/formats/json-text.ts';
 import { isDataFileName } from '../src/store/json/files.ts';
 import { createJsonStore } from '../src/store/json/index.ts';
 
@@ -88,7 +88,7 @@ async function expectAllFilesParse(): Promise<number> {
   const files = entries.filter((e) => e.isFile() && isDataFileName(e.name)).map((e) => path.join(e.parentPath, e.name));
   for (const file of files) {
     const text = await readFile(file, 'utf8');
-    expect(() => parsePythonJson(text), file).not.toThrow();
+    expect(() => parseJsonText(text), file).not.toThrow();
   }
   return files.length;
 }
@@ -106,7 +106,7 @@ describe('JSON store: concurrency', () => {
     const children = await runTogether(Array.from({ length: 4 }, () => ({ mode: 'consume', userId: 'u1', count: 50, daily: 10 })));
     const allowed = children.map((c) => lastJson(c).allowed ?? 0);
     expect(allowed.reduce((a, b) => a + b, 0)).toBe(10);
-    const raw = parsePythonJson(await readFile(path.join(dataDir, 'usage/u1/usage.json'), 'utf8'));
+    const raw = parseJsonText(await readFile(path.join(dataDir, 'usage/u1/usage.json'), 'utf8'));
     expect(raw).toMatchObject({ daily_count: 10, monthly_count: 10, total_queries: 10 });
   });
 

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_TIER_LIMITS, type TierLimits } from '../src/config.ts';
-import { parsePythonJson } from '../src/domain/json-values.ts';
 import { isPgFerryError, type PgFerryError } from '../src/errors.ts';
+import { parseJsonText } from '../src/formats/json-text.ts';
 import { createLogger } from '../src/log.ts';
 import { readJsonFile, update, withLockFile } from '../src/store/json/files.ts';
 import { createJsonStore } from '../src/store/json/index.ts';
@@ -117,7 +117,7 @@ describe('JSON store: the seed app file format', () => {
 
   it('round-trips a seed file: an append keeps every original value, bare NaN/Infinity and unknown fields', async () => {
     const file = await writeSeedConversation();
-    const before = parsePythonJson(await readFile(file, 'utf8')) as Record<string, unknown>;
+    const before = parseJsonText(await readFile(file, 'utf8')) as Record<string, unknown>;
     const clock = fakeClock('2025-01-02T03:04:05.678Z');
     const store = open({ clock: clock.clock });
     const message = await store.conversations.addUserMessage('firebase-uid-1', 'seed-1', 'one more');
@@ -127,7 +127,7 @@ describe('JSON store: the seed app file format', () => {
     expect(text).toMatch(/"score": NaN/);
     expect(text).toMatch(/"confidence": Infinity/);
     expect(text).toMatch(/"floor": -Infinity/);
-    const after = parsePythonJson(text) as Record<string, unknown> & { messages: unknown[] };
+    const after = parseJsonText(text) as Record<string, unknown> & { messages: unknown[] };
     expect(after.messages.slice(0, 4)).toEqual(before.messages);
     expect(after).toMatchObject({
       id: 'seed-1',
@@ -159,7 +159,7 @@ describe('JSON store: the seed app file format', () => {
     const store = open({ clock: clock.clock });
     const created = await store.conversations.create('u1', { id: 'c1', title: 'T' });
     await store.conversations.addAssistantMessage('u1', 'c1', { stage1: [{ model: 'm', response: 'r' }], stage2: [], stage3: { x: NaN } });
-    const raw = parsePythonJson(await readFile(path.join(dataDir, 'conversations/u1/c1.json'), 'utf8'));
+    const raw = parseJsonText(await readFile(path.join(dataDir, 'conversations/u1/c1.json'), 'utf8'));
     // The chat app's own form: naive UTC, as Python's isoformat() writes it (no fraction at a whole second), no updated_at.
     expect(raw).toEqual({
       id: 'c1',
@@ -335,7 +335,7 @@ describe('JSON store: usage file and quota periods', () => {
     const after = await store.usage.consume('u1');
     expect(after).toMatchObject({ allowed: true, daily: { used: 1 }, monthly: { used: 1 }, totalQueries: 6 });
 
-    const raw = parsePythonJson(await readFile(path.join(dataDir, 'usage/u1/usage.json'), 'utf8'));
+    const raw = parseJsonText(await readFile(path.join(dataDir, 'usage/u1/usage.json'), 'utf8'));
     expect(raw).toEqual({
       user_id: 'u1',
       daily_count: 1,
@@ -380,7 +380,7 @@ describe('JSON store: usage file and quota periods', () => {
     expect(await store.usage.get('u1')).toMatchObject({ tier: 'pro', daily: { used: 2, limit: 100 }, monthly: { used: 40, limit: 3000 } });
     time.set('2025-03-15T01:00:00.000Z');
     expect(await store.usage.consume('u1')).toMatchObject({ allowed: true, daily: { used: 1 }, monthly: { used: 41 }, totalQueries: 401 });
-    expect(parsePythonJson(await readFile(file, 'utf8'))).toMatchObject({
+    expect(parseJsonText(await readFile(file, 'utf8'))).toMatchObject({
       last_daily_reset: '2025-03-15T00:00:00', // a datetime stays a datetime, as the app wrote it
       last_monthly_reset: '2025-03-01',
     });

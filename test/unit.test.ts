@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_TIER_LIMITS, loadConfig, parseTierLimits } from '../src/config.ts';
 import { validateRecordId, validateUserId } from '../src/domain/ids.ts';
-import { canonicalJson, contentHash, fromJsonb, parsePythonJson, stringifyPythonJson, toJsonb } from '../src/domain/json-values.ts';
+import { canonicalJson, contentHash, fromJsonb, toJsonb } from '../src/domain/json-values.ts';
 import { consumeCounters, freshCounters, periodsAt, rollPeriods } from '../src/domain/usage.ts';
+import { parseJsonText, stringifyJsonText } from '../src/formats/json-text.ts';
 import { redactSecrets, redactUrl } from '../src/log.ts';
 import { splitStatements } from '../src/schema/migrations.ts';
 
@@ -68,14 +69,14 @@ describe('ids', () => {
 
 describe('Python JSON values', () => {
   it('parses bare NaN/Infinity outside strings only, and a BOM', () => {
-    const value = parsePythonJson('\ufeff{"a": NaN, "b": [Infinity, -Infinity], "s": "NaN Infinity \\" NaN", "n": 1}') as Record<
+    const value = parseJsonText('\ufeff{"a": NaN, "b": [Infinity, -Infinity], "s": "NaN Infinity \\" NaN", "n": 1}') as Record<
       string,
       unknown
     >;
     expect(Number.isNaN(value.a)).toBe(true);
     expect(value.b).toEqual([Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]);
     expect(value.s).toBe('NaN Infinity " NaN');
-    expect(stringifyPythonJson(value)).toBe('{"a":NaN,"b":[Infinity,-Infinity],"s":"NaN Infinity \\" NaN","n":1}');
+    expect(stringifyJsonText(value)).toBe('{"a":NaN,"b":[Infinity,-Infinity],"s":"NaN Infinity \\" NaN","n":1}');
   });
 
   it('round-trips non-finite numbers through the JSONB encoding', () => {

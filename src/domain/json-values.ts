@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isRawNumber, numericText, parseJsonText, setJsonKey, stringifyJsonText } from '../formats/json-text.ts';
+import { isRawNumber, numericText, setJsonKey } from '../formats/json-text.ts';
 
 /**
  * The seed apps are Python: their JSON files contain bare `NaN`, `Infinity`
@@ -20,12 +20,6 @@ export const FLOAT_TAG = '$pgferry:float';
  */
 export const ESCAPE_TAG = '$pgferry:object';
 export const isTagKey = (key: string): boolean => key === FLOAT_TAG || key === ESCAPE_TAG;
-/** Parse JSON as Python writes it (see formats/json-text.ts: BOM, bare NaN/±Infinity, exact numbers). */
-export const parsePythonJson = parseJsonText;
-
-/** JSON text as Python writes it: non-finite numbers bare, exact numbers verbatim. */
-export const stringifyPythonJson = stringifyJsonText;
-
 /** Value → JSONB-safe value (non-finite numbers tagged). Returns the input when nothing needs changing. */
 export function toJsonb(value: unknown): unknown {
   if (typeof value === 'number') return Number.isFinite(value) ? value : { [FLOAT_TAG]: String(value) };

@@ -13,7 +13,7 @@
  * which is several times faster than one with a replacer).
  */
 
-const MiB = 1024 * 1024;
+export const MiB = 1024 * 1024;
 
 /**
  * Nesting of stage data (containers below the message object). Nothing the
@@ -54,7 +54,13 @@ export const MESSAGES_PAGE_BYTES = 4 * MiB;
  */
 export const MAX_DATA_FILE_BYTES = 4 * MAX_CONVERSATION_BYTES;
 
-export const formatBytes = (bytes: number): string => (bytes >= MiB && bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes} bytes`);
+/** A size as a person reads it: `8 MiB`, `700.0 MiB`, `12.5 KiB`, `300 bytes`. */
+export function formatBytes(bytes: number): string {
+  const scaled = (unit: number, name: string) => `${Number.isInteger(bytes / unit) ? bytes / unit : (bytes / unit).toFixed(1)} ${name}`;
+  if (bytes >= MiB) return scaled(MiB, 'MiB');
+  if (bytes >= 1024) return scaled(1024, 'KiB');
+  return `${bytes} bytes`;
+}
 
 /**
  * Does `value` nest containers deeper than `max` (the value itself at depth

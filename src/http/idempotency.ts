@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import { canonicalJson } from '../domain/json-values.ts';
 import type { IdempotentAnswer, Store, StoreScope } from '../store/types.ts';
 import { ref } from './schemas.ts';
 
@@ -42,19 +43,7 @@ const KEY_SCHEMA = {
     'Makes a retry safe: the same key and request within 24 hours returns the first answer (with `Idempotent-Replayed: true`) and writes nothing again; the same key with another request is 422; while the first is still running, 409. Keys are per user. Send a new random key (e.g. a UUID) per operation and reuse it for its retries — notably after a 503.',
 };
 
-/** A JSON value with object keys sorted, so `{"a":1,"b":2}` and `{"b":2,"a":1}` are the same request. */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.keys(value)
-      .sort()
-      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
-    return `{${entries.join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
-
-/** What "the same request" means: method, path and body. */
+/** What "the same request" means: method, path and body (keys in any order: canonicalJson sorts them). */
 export function requestHashOf(request: FastifyRequest): string {
   return createHash('sha256')
     .update(`${request.method}\n${request.url}\n`)

@@ -1,4 +1,4 @@
-import { MAX_JSON_DEPTH } from '../domain/limits.ts';
+import { formatBytes, MAX_JSON_DEPTH, MiB } from '../domain/limits.ts';
 
 /**
  * What one source file may be before the transfer refuses it, checked before
@@ -16,8 +16,6 @@ export interface TransferLimits {
   maxDepth: number;
 }
 
-export const MIB = 1024 * 1024;
-
 /**
  * Nesting the store accepts (domain/limits.ts), so nothing is imported that
  * the store could not serve or rewrite. The seed apps' files nest fewer than
@@ -31,14 +29,14 @@ export const DEFAULT_MAX_DEPTH = MAX_JSON_DEPTH;
  * have written is refused, while a stray or hostile file (a 700 MB log named
  * *.json) costs nothing: it is never read.
  */
-export const DEFAULT_MAX_FILE_SIZE = 64 * MIB;
+export const DEFAULT_MAX_FILE_SIZE = 64 * MiB;
 
 /**
  * The largest --max-file-size: a file is held as one string, and V8 refuses
  * strings past 2^29 - 24 characters; reading also needs about 4 times the
  * file in memory (docs/migrating.md).
  */
-export const MAX_FILE_SIZE_CEILING = 256 * MIB;
+export const MAX_FILE_SIZE_CEILING = 256 * MiB;
 
 export const DEFAULT_LIMITS: TransferLimits = { maxFileSize: DEFAULT_MAX_FILE_SIZE, maxDepth: DEFAULT_MAX_DEPTH };
 
@@ -46,20 +44,12 @@ export const DEFAULT_LIMITS: TransferLimits = { maxFileSize: DEFAULT_MAX_FILE_SI
 export function parseSize(text: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmg])i?b?|b)?\s*$/i.exec(text);
   if (!match) return Number.NaN;
-  const unit = { k: 1024, m: MIB, g: 1024 * MIB }[(match[2] ?? '').toLowerCase()] ?? 1;
+  const unit = { k: 1024, m: MiB, g: 1024 * MiB }[(match[2] ?? '').toLowerCase()] ?? 1;
   return Math.floor(Number(match[1]) * unit);
 }
 
-/** A size as a person reads it: `700.0 MiB`, `12.5 KiB`, `300 bytes`. */
-export function formatSize(bytes: number): string {
-  const scaled = (unit: number, name: string) => `${Number.isInteger(bytes / unit) ? bytes / unit : (bytes / unit).toFixed(1)} ${name}`;
-  if (bytes >= MIB) return scaled(MIB, 'MiB');
-  if (bytes >= 1024) return scaled(1024, 'KiB');
-  return `${bytes} bytes`;
-}
-
 export const tooLargeReason = (size: number, limits: TransferLimits): string =>
-  `file is ${formatSize(size)}, over --max-file-size ${formatSize(limits.maxFileSize)}: not read (raise --max-file-size to import it)`;
+  `file is ${formatBytes(size)}, over --max-file-size ${formatBytes(limits.maxFileSize)}: not read (raise --max-file-size to import it)`;
 
 export const tooDeepReason = (limits: TransferLimits): string =>
   `JSON nested more than ${limits.maxDepth} levels deep (--max-depth ${limits.maxDepth}): not parsed`;

@@ -1,7 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { stringifyPythonJson } from '../domain/json-values.ts';
-import { rawNumber } from '../formats/json-text.ts';
+import { rawNumber, stringifyJsonText } from '../formats/json-text.ts';
 import { mapOrdered } from './concurrency.ts';
 
 /**
@@ -187,7 +186,7 @@ export async function writeSample(dir: string, options: SampleOptions): Promise<
       // Newer app versions write updated_at with a zone; most files have none at all.
       if (r.chance(0.1)) doc.updated_at = `${new Date(Math.floor(clock / 1000)).toISOString()}`;
       // Python's json.dump escapes non-ASCII unless told otherwise (ensure_ascii).
-      let body = stringifyPythonJson(doc, 2);
+      let body = stringifyJsonText(doc, 2);
       if (!r.chance(0.1)) body = asciiOnly(body);
       if (r.chance(0.05)) body = body.replace(/\n/g, '\r\n'); // edited on Windows
       if (r.chance(0.03)) body = `\ufeff${body}`; // saved by an editor that adds a BOM
@@ -201,7 +200,7 @@ export async function writeSample(dir: string, options: SampleOptions): Promise<
     const tier = r.pick(['free', 'free', 'free', 'pro', 'enterprise']);
     docs.push({
       file: path.join(usageDir, 'usage.json'),
-      body: stringifyPythonJson(
+      body: stringifyJsonText(
         {
           user_id: userId,
           daily_count: daily,

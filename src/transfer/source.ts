@@ -1,10 +1,11 @@
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { formatBytes } from '../domain/limits.ts';
 import { PgFerryError } from '../errors.ts';
 import { mapOrdered } from './concurrency.ts';
 import type { KindDescriptor, KindScan, WalkEntry } from './kinds/types.ts';
-import { DEFAULT_MAX_FILE_SIZE, formatSize, tooLargeReason } from './limits.ts';
+import { DEFAULT_MAX_FILE_SIZE, tooLargeReason } from './limits.ts';
 
 /**
  * The source tree as the engine sees it: the kinds' files as a list of paths
@@ -364,7 +365,7 @@ function decode(read: RawRead & { buffer: Buffer; length: number }): ReadResult 
   try {
     text = bytes.toString('utf8');
   } catch {
-    return failed(`file is ${formatSize(read.length)}: too large to hold as text`);
+    return failed(`file is ${formatBytes(read.length)}: too large to hold as text`);
   }
   if (!text.includes('\ufffd')) return { file: read.file, mtimeMs: read.mtimeMs, text };
   try {

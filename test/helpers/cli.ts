@@ -43,3 +43,46 @@ export function logLines(stderr: string): Array<Record<string, unknown>> {
     .filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
+
+export interface TimedRun extends CliResult {
+  /** True when the run had to be killed at the deadline (a hang). */
+  timedOut: boolean;
+  /** Wall time of the run. */
+  ms: number;
+}
+
+/**
+ * The CLI with a deadline: killed (and reported as timed out) when it runs
+ * longer than `timeoutMs`. Only what `env` passes reaches it (on top of this
+ * process's environment without DATABASE_URL, DATA_DIR, PG_DUMP,
+ * STORAGE_MODE, AUTO_MIGRATE and TIER_LIMITS); logs at `warn` unless told otherwise.
+ */
+export function runCliWithDeadline(
+  args: string[],
+  options: { env?: Record<string, string | undefined>; timeoutMs?: number } = {},
+): Promise<TimedRun> {
+  const base: Record<string, string | undefined> = { ...process.env, LOG_LEVEL: 'warn' };
+  for (const name of ['DATABASE_URL', 'DATA_DIR', 'PG_DUMP', 'STORAGE_MODE', 'AUTO_MIGRATE', 'TIER_LIMITS']) delete base[name];
+  const started = performance.now();
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...base, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let timedOut = false;
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, options.timeoutMs ?? 30_000);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, timedOut, ms: performance.now() - started });
+    });
+  });
+}

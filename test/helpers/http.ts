@@ -1,9 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll } from 'vitest';
 import { type Config, type Env, loadConfig } from '../../src/config.ts';
+import { type EmbeddedServer, freePort, startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { type App, buildApp } from '../../src/http/app.ts';
 import { listen } from '../../src/http/server.ts';
 import { createLogger, type Logger } from '../../src/log.ts';
@@ -172,5 +173,54 @@ export function serverForSuite(
     await suite.store?.close();
     await suite.storage?.cleanup();
   });
+  return suite;
+}
+
+/** A service on a PostgreSQL of its own that a test may stop and start again (the shared test server must not be stopped). */
+export interface OutageSuite {
+  store: Store;
+  server: TestServer;
+  stopDatabase(): Promise<void>;
+  /** Start it again on the same port, with the data from before (a persistent cluster). */
+  startDatabase(): Promise<void>;
+}
+
+/**
+ * Before the block's tests: a throwaway embedded PostgreSQL, a store that
+ * fails fast while it is down (503, never queued requests), and a server on
+ * that store. After them: all closed and removed.
+ */
+export function serverOnOwnPostgres(prefix: string): OutageSuite {
+  let dir = '';
+  let clusterDir = '';
+  let port = 0;
+  let pg: EmbeddedServer | undefined;
+  const suite = {
+    stopDatabase: async () => {
+      await pg?.stop();
+    },
+    startDatabase: async () => {
+      pg = await startEmbeddedPostgres({ clusterDir, port, persistent: true });
+    },
+  } as OutageSuite;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), `${prefix}-`));
+    // When tests run as root, PostgreSQL runs as the `postgres` user and must traverse this directory.
+    await chmod(dir, 0o755);
+    clusterDir = path.join(dir, 'cluster');
+    port = await freePort();
+    await suite.startDatabase();
+    suite.store = await openStore({
+      env: { DATABASE_URL: pg!.url, DATA_DIR: dir, ON_DB_UNAVAILABLE: 'fail', DB_CONNECT_TIMEOUT_S: '2' },
+      logger: createLogger({ level: 'silent' }),
+    });
+    suite.server = await startServer({ store: suite.store, config: testConfig() });
+  }, 180_000);
+  afterAll(async () => {
+    await suite.server?.close();
+    await suite.store?.close();
+    await pg?.stop();
+    await rm(dir, { recursive: true, force: true });
+  }, 60_000);
   return suite;
 }

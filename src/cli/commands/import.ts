@@ -2,10 +2,11 @@ import path from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Config } from '../../config.ts';
 import { isValidUserId } from '../../domain/ids.ts';
+import { formatBytes } from '../../domain/limits.ts';
 import { writeBackup } from '../../transfer/backup.ts';
 import type { ImportSummary } from '../../transfer/import.ts';
 import { allKinds, kindNamed, kindNames, selectKinds } from '../../transfer/kinds/index.ts';
-import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FILE_SIZE, formatSize, MAX_FILE_SIZE_CEILING, parseSize } from '../../transfer/limits.ts';
+import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FILE_SIZE, MAX_FILE_SIZE_CEILING, parseSize } from '../../transfer/limits.ts';
 import { LOAD_METHODS, type LoadMethod } from '../../transfer/load.ts';
 import { ProgressDisplay } from '../../transfer/progress.ts';
 import { checkWritable } from '../../transfer/report.ts';
@@ -53,7 +54,7 @@ export function kindJob(only: readonly string[] | undefined): { kinds: string[];
 export function parseMaxFileSize(value: string): number {
   const bytes = parseSize(value);
   if (!Number.isFinite(bytes) || bytes < 1 || bytes > MAX_FILE_SIZE_CEILING)
-    throw new InvalidArgumentError(`expected a size from 1 byte to ${formatSize(MAX_FILE_SIZE_CEILING)}, such as 64MiB, 200MB or 1048576`);
+    throw new InvalidArgumentError(`expected a size from 1 byte to ${formatBytes(MAX_FILE_SIZE_CEILING)}, such as 64MiB, 200MB or 1048576`);
   return bytes;
 }
 
@@ -63,10 +64,10 @@ export function addLimitOptions(command: Command): Command {
     .addOption(
       new Option(
         '--max-file-size <size>',
-        `a larger file is reported and not read (the store's own conversations stay far below; at most ${formatSize(MAX_FILE_SIZE_CEILING)})`,
+        `a larger file is reported and not read (the store's own conversations stay far below; at most ${formatBytes(MAX_FILE_SIZE_CEILING)})`,
       )
         .argParser(parseMaxFileSize)
-        .default(DEFAULT_MAX_FILE_SIZE, formatSize(DEFAULT_MAX_FILE_SIZE)),
+        .default(DEFAULT_MAX_FILE_SIZE, formatBytes(DEFAULT_MAX_FILE_SIZE)),
     )
     .option(
       '--max-depth <n>',

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parsePythonJson, stringifyPythonJson } from '../../domain/json-values.ts';
 import { formatBytes, MAX_DATA_FILE_BYTES } from '../../domain/limits.ts';
 import { PgFerryError } from '../../errors.ts';
 import { jsonParseReason } from '../../formats/json-error.ts';
+import { parseJsonText, stringifyJsonText } from '../../formats/json-text.ts';
 import { errorCode, ioError, isProcessAlive, type LockOptions, withKeyedMutex, withLockFile } from './locks.ts';
 
 /**
@@ -41,9 +41,9 @@ const INDENT_UP_TO_CHARS = 1024 * 1024;
  * exactly its content once it is past 1 MiB (docs/storage.md).
  */
 export function fileText(value: unknown): string {
-  const compact = stringifyPythonJson(value);
+  const compact = stringifyJsonText(value);
   if (compact.length > INDENT_UP_TO_CHARS) return compact;
-  const indented = stringifyPythonJson(value, INDENT);
+  const indented = stringifyJsonText(value, INDENT);
   return indented.length <= 2 * compact.length ? indented : compact;
 }
 
@@ -70,7 +70,7 @@ export async function readJsonFileStat(filePath: string): Promise<{ value: unkno
     const read = await readTextStat(filePath);
     if (read === undefined) return undefined;
     try {
-      return { value: parseJsonText(read.text, filePath), mtimeMs: read.mtimeMs };
+      return { value: parseDataFile(read.text, filePath), mtimeMs: read.mtimeMs };
     } catch (error) {
       const delay = REREAD_DELAYS_MS[attempt];
       if (delay === undefined) throw error;
@@ -102,9 +102,10 @@ async function readTextStat(filePath: string): Promise<{ text: string; mtimeMs: 
   }
 }
 
-export function parseJsonText(text: string, filePath: string): unknown {
+/** Parse a data file's text; CORRUPT_DATA naming the file and where it breaks (never its contents). */
+function parseDataFile(text: string, filePath: string): unknown {
   try {
-    return parsePythonJson(text);
+    return parseJsonText(text);
   } catch (error) {
     throw corruptFile(filePath, jsonParseReason(error, text));
   }
