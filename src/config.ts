@@ -11,6 +11,24 @@ import { PgFerryError } from './errors.ts';
 export const STORAGE_MODES = ['json', 'dual', 'postgres-fallback', 'postgres'] as const;
 export type StorageMode = (typeof STORAGE_MODES)[number];
 
+/**
+ * The Store's repositories. Each can run in its own storage mode
+ * (`STORAGE_<NAME>`, e.g. `STORAGE_JOBS=json`: seed 002's hybrid option);
+ * one not named follows `STORAGE_MODE`.
+ */
+export const REPOSITORIES = ['conversations', 'usage', 'submissions', 'jobs', 'uploadedFiles', 'audit', 'uploads'] as const;
+export type RepositoryName = (typeof REPOSITORIES)[number];
+
+/** `uploadedFiles` → `STORAGE_UPLOADED_FILES`. */
+export function repositoryModeVariable(repository: RepositoryName): string {
+  return `STORAGE_${repository.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`;
+}
+
+/** The mode one repository runs in. */
+export function modeOf(config: Config, repository: RepositoryName): StorageMode {
+  return config.repositoryModes[repository] ?? config.storageMode;
+}
+
 export const TIERS = ['free', 'pro', 'enterprise'] as const;
 export type Tier = (typeof TIERS)[number];
 
@@ -33,6 +51,8 @@ export interface Config {
   databaseUrl: string | undefined;
   dataDir: string;
   storageMode: StorageMode;
+  /** Per-repository overrides of `storageMode` (STORAGE_<NAME>); see `modeOf`. */
+  repositoryModes: Partial<Record<RepositoryName, StorageMode>>;
   onDbUnavailable: 'fail' | 'fallback';
   autoMigrate: boolean;
   pool: { max: number; idleSeconds: number; connectTimeoutSeconds: number };
@@ -183,6 +203,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     databaseUrl,
     dataDir: path.resolve(env.DATA_DIR || './data'),
     storageMode: readEnum(env, 'STORAGE_MODE', STORAGE_MODES, databaseUrl ? 'postgres' : 'json'),
+    repositoryModes: readRepositoryModes(env),
     onDbUnavailable: readEnum(env, 'ON_DB_UNAVAILABLE', ['fail', 'fallback'] as const, production ? 'fail' : 'fallback'),
     autoMigrate: readBool(env, 'AUTO_MIGRATE', true),
     pool: {
@@ -224,7 +245,22 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   if (config.storageMode !== 'json' && !config.databaseUrl) {
     fail('STORAGE_MODE', `"json" unless DATABASE_URL is set (mode ${config.storageMode} needs PostgreSQL)`, config.storageMode);
   }
+  for (const repository of REPOSITORIES) {
+    const mode = config.repositoryModes[repository];
+    if (mode && mode !== 'json' && !config.databaseUrl) {
+      fail(repositoryModeVariable(repository), `"json" unless DATABASE_URL is set (mode ${mode} needs PostgreSQL)`, mode);
+    }
+  }
   return config;
+}
+
+function readRepositoryModes(env: Env): Partial<Record<RepositoryName, StorageMode>> {
+  const modes: Partial<Record<RepositoryName, StorageMode>> = {};
+  for (const repository of REPOSITORIES) {
+    const variable = repositoryModeVariable(repository);
+    if (env[variable]) modes[repository] = readEnum(env, variable, STORAGE_MODES, 'json');
+  }
+  return modes;
 }
 
 /** The parts of the config that are safe to print (doctor, startup log). */
@@ -234,6 +270,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     database: config.databaseUrl === undefined ? '(none: JSON backend)' : config.databaseUrl === 'embedded' ? 'embedded' : '(set)',
     dataDir: config.dataDir,
     storageMode: config.storageMode,
+    repositoryModes: config.repositoryModes,
     onDbUnavailable: config.onDbUnavailable,
     autoMigrate: config.autoMigrate,
     pool: config.pool,
