@@ -7,6 +7,19 @@ import type {
   Page,
   UserMessage,
 } from '../domain/conversations.ts';
+import type {
+  Actor,
+  AuditEntry,
+  AuditFilter,
+  AuditInput,
+  Job,
+  NewSubmission,
+  NewUploadedFile,
+  Submission,
+  SubmissionFilter,
+  SubmissionStatus,
+  UploadedFile,
+} from '../domain/forms.ts';
 import type { ConsumeResult, UsageStatus } from '../domain/usage.ts';
 
 /**
@@ -72,6 +85,72 @@ export interface UsageRepository {
   setTier(userId: string, tier: Tier): Promise<UsageStatus>;
 }
 
+// ---- seed 002: the forms app (domain/forms.ts) ----------------------------------------
+//
+// These take an Actor: a user sees only their own submissions (and their
+// jobs and files); a submission without a user (the app's JSON era) only an
+// admin. Every change writes its audit entry in the same transaction
+// (PostgreSQL) or critical section (JSON) when the audit log is on the same
+// backend; in hybrid mode it is recorded right after (docs/decisions.md).
+
+export interface SubmissionListOptions extends SubmissionFilter {
+  /** Default 50, maximum 100. */
+  limit?: number;
+  cursor?: string;
+}
+
+export interface SubmissionRepository {
+  /** The submission is the actor's (userId) unless `userId` is given by an admin (null: no user, the app's own). */
+  create(actor: Actor, input: NewSubmission & { userId?: string | null }): Promise<Submission>;
+  get(actor: Actor, id: string): Promise<Submission>;
+  /** Newest-created first; keyset pagination on (createdAt, id). */
+  list(actor: Actor, options?: SubmissionListOptions): Promise<Page<Submission>>;
+  updateStatus(actor: Actor, id: string, status: SubmissionStatus): Promise<Submission>;
+  /** Removes the submission, its jobs and its files. */
+  delete(actor: Actor, id: string): Promise<void>;
+}
+
+export interface JobRepository {
+  /** A job of a submission the actor sees, state `started`, progress 0 (the app's mark_job_started). */
+  create(actor: Actor, submissionId: string, meta?: Record<string, unknown>): Promise<Job>;
+  get(actor: Actor, id: string): Promise<Job>;
+  /** started → running. */
+  start(actor: Actor, id: string): Promise<Job>;
+  /** 0–100, never lower than now; a started job becomes running. */
+  progress(actor: Actor, id: string, progress: number): Promise<Job>;
+  /** → done, progress 100, with the results the app's frontends read. */
+  finish(actor: Actor, id: string, results: unknown): Promise<Job>;
+  /** → failed, `results: {error}`. */
+  fail(actor: Actor, id: string, error: string): Promise<Job>;
+  /** Oldest first. */
+  listBySubmission(actor: Actor, submissionId: string): Promise<Job[]>;
+  /**
+   * The 7-day retention of the seed's hybrid option: removes done and failed
+   * jobs that finished (or, without a finish time, were created) more than
+   * `olderThan` (ms or "7d") ago; never a started or running one.
+   */
+  purgeFinished(olderThan: number | string, actor?: Actor): Promise<{ purged: number; before: string }>;
+}
+
+export interface UploadedFileRepository {
+  add(actor: Actor, submissionId: string, file: NewUploadedFile): Promise<UploadedFile>;
+  /** Oldest first. */
+  list(actor: Actor, submissionId: string): Promise<UploadedFile[]>;
+}
+
+export interface AuditListOptions extends AuditFilter {
+  /** Default 50, maximum 100. */
+  limit?: number;
+  cursor?: string;
+}
+
+/** Append-only: there is no update or delete (PostgreSQL refuses both; docs/storage.md for the operator's purge). */
+export interface AuditRepository {
+  record(entry: Partial<AuditInput> & { action: string }): Promise<AuditEntry>;
+  /** Newest first. Admin data: the caller checks the role. */
+  list(options?: AuditListOptions): Promise<Page<AuditEntry>>;
+}
+
 /** The repositories a write runs on; inside `IdempotencyRepository.run` they commit together with the key. */
 export interface StoreScope {
   readonly conversations: ConversationRepository;
@@ -134,6 +213,10 @@ export interface Store {
   readonly mode: StorageMode;
   readonly conversations: ConversationRepository;
   readonly usage: UsageRepository;
+  readonly submissions: SubmissionRepository;
+  readonly jobs: JobRepository;
+  readonly uploadedFiles: UploadedFileRepository;
+  readonly audit: AuditRepository;
   readonly idempotency: IdempotencyRepository;
   health(): Promise<StoreHealth>;
   close(): Promise<void>;

@@ -5,6 +5,7 @@ import { isPgFerryError } from '../../src/errors.ts';
 import type { Store } from '../../src/store/types.ts';
 import { expectCode } from '../helpers/expect.ts';
 import { TestClock } from './clock.ts';
+import { runFormsContract } from './forms-contract.ts';
 
 /**
  * The one Store contract (STYLE.md: unstorage's testDriver). Every backend
@@ -544,6 +545,8 @@ export function runStoreContract(name: string, factory: HarnessFactory): void {
         expect((await store.usage.get(b)).daily.used).toBe(1);
       });
     });
+
+    runFormsContract(() => store, clock);
 
     it('reports health', async () => {
       const health = await store.health();

@@ -249,6 +249,8 @@ export interface UpdateOutcome<R> {
    * chat app's files carry no updated_at), so it must follow the same clock.
    */
   modifiedAt?: Date;
+  /** Runs once the file is written, still under both locks (e.g. the change's audit entry). */
+  afterWrite?: () => Promise<void>;
 }
 
 /**
@@ -270,6 +272,7 @@ export async function update<R>(
         const outcome = await fn(read?.value, read?.mtimeMs ?? 0);
         if (outcome.next === REMOVE) await removeFile(filePath);
         else if (outcome.next !== undefined) await writeJsonFileAtomic(filePath, outcome.next, outcome.modifiedAt);
+        if (outcome.afterWrite) await outcome.afterWrite();
         return outcome.result;
       },
       options,

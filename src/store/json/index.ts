@@ -3,11 +3,13 @@ import path from 'node:path';
 import type { TierLimits } from '../../config.ts';
 import { type Logger, silentLogger } from '../../log.ts';
 import { createConversationRepository } from '../core/conversations.ts';
+import { createFormsRepositories } from '../core/forms.ts';
 import { createUsageRepository } from '../core/usage.ts';
 import { type Clock, type Store, type StoreHealth, systemClock } from '../types.ts';
 import { createContext } from './context.ts';
 import { createJsonConversations } from './conversations.ts';
 import { ensureDir, removeFile, removeStaleTempFiles, writeJsonFileAtomic } from './files.ts';
+import { jsonFormsBackends } from './forms.ts';
 import { createJsonIdempotency } from './idempotency.ts';
 import type { LockOptions } from './locks.ts';
 import { createJsonUsage } from './usage.ts';
@@ -52,6 +54,7 @@ export function createJsonStore(options: JsonStoreOptions): Store {
     mode: 'json',
     conversations,
     usage,
+    ...createFormsRepositories(jsonFormsBackends(ctx)),
     idempotency: createJsonIdempotency(ctx, { conversations, usage }),
     health: () => checkWritable(ctx.dataDir),
     close: () => ctx.drain(),

@@ -2,9 +2,11 @@ import type { TierLimits } from '../../config.ts';
 import type { Database } from '../../db/database.ts';
 import { type Logger, redactSecrets, silentLogger } from '../../log.ts';
 import { createConversationRepository } from '../core/conversations.ts';
+import { createFormsRepositories } from '../core/forms.ts';
 import { createUsageRepository } from '../core/usage.ts';
 import type { Clock, Store, StoreHealth } from '../types.ts';
 import { createPostgresConversations } from './conversations.ts';
+import { postgresFormsBackends } from './forms.ts';
 import { createPostgresIdempotency } from './idempotency.ts';
 import { createPostgresUsage } from './usage.ts';
 
@@ -49,6 +51,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     mode: 'postgres',
     conversations,
     usage,
+    ...createFormsRepositories(postgresFormsBackends({ db, clock })),
     idempotency: createPostgresIdempotency({ db, tierLimits, clock, logger }),
     async health(): Promise<StoreHealth> {
       try {
