@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { invalidInput, PgFerryError } from '../errors.ts';
+import type { JobState } from '../formats/forms-job.ts';
+import { SUBMISSION_STATUSES, type SubmissionStatus } from '../formats/forms-submission.ts';
 import { isValidRecordId, validateRecordId } from './ids.ts';
 
 /**
@@ -9,11 +11,9 @@ import { isValidRecordId, validateRecordId } from './ids.ts';
  * backends enforce exactly the same thing.
  */
 
-export const SUBMISSION_STATUSES = ['pending', 'processing', 'completed', 'failed'] as const;
-export type SubmissionStatus = (typeof SUBMISSION_STATUSES)[number];
-
-export const JOB_STATES = ['started', 'running', 'done', 'failed'] as const;
-export type JobState = (typeof JOB_STATES)[number];
+// One vocabulary with the format readers (the app's words are mapped there).
+export { JOB_STATES, type JobState } from '../formats/forms-job.ts';
+export { SUBMISSION_STATUSES, type SubmissionStatus } from '../formats/forms-submission.ts';
 
 /** Who calls: the user, whether they are an admin, and where from (written to the audit log). */
 export interface Actor {
@@ -44,8 +44,7 @@ export interface NewSubmission {
   id?: string;
   module: string;
   status?: SubmissionStatus;
-  siteName?: string | null;
-  visitDate?: string | null;
+  /** The whole document as the app posts it; site name and visit date are derived from it. */
   formData: Record<string, unknown>;
 }
 
@@ -214,20 +213,11 @@ export function validateProgress(value: unknown): number {
 
 export function validateNewSubmission(input: unknown): Required<NewSubmission> {
   if (!isPlainObject(input)) throw invalidInput('invalid submission: expected an object', { field: 'submission' });
-  const formData = validateJsonObject(input.formData, 'formData');
-  const derived = deriveColumns(formData);
   return {
     id: input.id === undefined ? newSubmissionId() : validateSubmissionId(input.id),
     module: validateModule(input.module),
     status: input.status === undefined ? 'pending' : validateSubmissionStatus(input.status),
-    siteName: input.siteName === undefined ? derived.siteName : optionalText(input.siteName, 'siteName'),
-    visitDate:
-      input.visitDate === undefined || input.visitDate === null
-        ? input.visitDate === null
-          ? null
-          : derived.visitDate
-        : validateDate(input.visitDate, 'visitDate'),
-    formData,
+    formData: validateJsonObject(input.formData, 'formData'),
   };
 }
 
@@ -297,43 +287,6 @@ export function validateAuditFilter(filter: unknown): AuditFilter {
     valid[key] = new Date(value).toISOString();
   }
   return valid;
-}
-
-// ---- derived columns ----------------------------------------------------------------
-
-/** Where each real shape (REAL-FORMATS A.1) keeps the site name and the visit date, in order of preference. */
-const SITE_NAME_PATHS = [
-  ['site_name'],
-  ['project_name'],
-  ['fields', 'site_name'],
-  ['fields', 'project_name'],
-  ['data', 'project_name'],
-  ['data', 'site_name'],
-  ['client_name'],
-  ['data', 'client_name'],
-];
-const VISIT_DATE_PATHS = [
-  ['visit_date'],
-  ['date_of_visit'],
-  ['date'],
-  ['fields', 'visit_date'],
-  ['fields', 'date'],
-  ['data', 'date_of_visit'],
-  ['data', 'visit_date'],
-  ['data', 'date'],
-];
-
-function at(document: Record<string, unknown>, keys: string[]): unknown {
-  let value: unknown = document;
-  for (const key of keys) value = isPlainObject(value) ? value[key] : undefined;
-  return value;
-}
-
-/** site_name and visit_date as the app's documents hold them (null when none is usable). */
-export function deriveColumns(formData: Record<string, unknown>): { siteName: string | null; visitDate: string | null } {
-  const site = SITE_NAME_PATHS.map((p) => at(formData, p)).find((v) => typeof v === 'string' && v.trim() !== '');
-  const date = VISIT_DATE_PATHS.map((p) => at(formData, p)).find(isIsoDate);
-  return { siteName: typeof site === 'string' ? site.slice(0, MAX_TEXT) : null, visitDate: date ?? null };
 }
 
 // ---- the job state machine -------------------------------------------------------------

@@ -8,6 +8,7 @@ import {
   jobMeta,
   newJobId,
   parseDuration,
+  type SubmissionStatus,
   validateAuditFilter,
   validateAuditInput,
   validateJobId,
@@ -22,6 +23,7 @@ import {
 } from '../../domain/forms.ts';
 import { validateUserId } from '../../domain/ids.ts';
 import { invalidInput, notFound, PgFerryError } from '../../errors.ts';
+import { readSubmission, writeSubmission } from '../../formats/forms-submission.ts';
 import type { AuditRepository, JobRepository, SubmissionRepository, UploadedFileRepository } from '../types.ts';
 import { decodeListCursor, encodeListCursor } from './cursors.ts';
 import type { FormsBackends, TransitionOutcome, Visibility } from './forms-backend.ts';
@@ -117,7 +119,7 @@ export function createFormsRepositories(backends: FormsBackends): FormsRepositor
       const who = validateActor(actor);
       const valid = validateNewSubmission(input);
       const owner = ownerOf(who, input);
-      const row = { ...valid, userId: owner };
+      const row = { ...valid, ...derivedColumns(valid), userId: owner };
       const created = await audited(
         subs.kind,
         (inline) => subs.insert(row, inline),
@@ -267,6 +269,16 @@ export function createFormsRepositories(backends: FormsBackends): FormsRepositor
   };
 
   return { submissions: submissionRepository, jobs: jobRepository, uploadedFiles: fileRepository, audit: auditRepository };
+}
+
+/**
+ * site_name and visit_date as the format reader derives them from the
+ * document the JSON backend writes (formats/forms-submission.ts), so both
+ * backends derive the same columns from the same form_data.
+ */
+function derivedColumns(s: { id: string; module: string; status: SubmissionStatus; formData: Record<string, unknown> }) {
+  const read = readSubmission(writeSubmission(s), { fileKey: s.id, fallbackUs: 0 });
+  return read.ok ? { siteName: read.row.siteName, visitDate: read.row.visitDate } : { siteName: null, visitDate: null };
 }
 
 /** A submission is its creator's; only an admin may create one for another user or for none (the app's own records). */

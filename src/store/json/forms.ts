@@ -4,20 +4,18 @@ import path from 'node:path';
 import {
   type AuditEntry,
   type AuditInput,
-  deriveColumns,
   errorOfResults,
   isPlainObject,
-  JOB_STATES,
   type Job,
-  type JobState,
-  SUBMISSION_STATUSES,
   type Submission,
   type SubmissionFilter,
-  type SubmissionStatus,
   type UploadedFile,
 } from '../../domain/forms.ts';
 import { isValidRecordId } from '../../domain/ids.ts';
-import { parseTimestampUs } from '../../formats/timestamps.ts';
+import { PgFerryError } from '../../errors.ts';
+import { readJob, writeJob } from '../../formats/forms-job.ts';
+import { type FormsSubmission, readSubmission, writeSubmission } from '../../formats/forms-submission.ts';
+import { formatTimestamp } from '../../formats/timestamps.ts';
 import { compareListKeys, type ListKey } from '../core/cursors.ts';
 import type {
   AuditBackend,
@@ -25,6 +23,7 @@ import type {
   JobBackend,
   ListedAudit,
   ListedSubmission,
+  NewSubmissionRow,
   SubmissionBackend,
   Visibility,
 } from '../core/forms-backend.ts';
@@ -46,14 +45,16 @@ import { errorCode, ioError } from './locks.ts';
  * Seed 002's data on JSON files in the app's own layout (REAL-FORMATS A.0),
  * so an existing `generated/` directory is a DATA_DIR as it is:
  *
- * - `submissions/<id>.json`: the form document exactly as posted (the
- *   app's form_data); what the app never wrote — module, status, owner,
- *   the uploaded_files rows — lives under one reserved key, `_pgferry`.
- *   A file the app wrote (no `_pgferry`) reads as module "unknown", status
- *   pending, no owner (admins only), its site and date derived.
+ * - `submissions/<id>.json`: the form document as the app writes it, read
+ *   and written by formats/forms-submission.ts (every real shape; module,
+ *   status and times derived as the importer derives them). pgferry adds
+ *   only what the app's database era also kept in form_data: `module` and
+ *   `status` where the document does not give them back, `user_id`, and
+ *   `created_at` when the document has no time. A file the app wrote has
+ *   no user_id: only admins see it.
  * - `jobs/<job_id>.json`: the app's job document `{job_id, state, progress,
  *   results, meta:{submission_id, module}, created_at, completed_at}` with
- *   epoch-float times, plus `started_at`/`updated_at`.
+ *   epoch-float times (formats/forms-job.ts).
  * - `audit/<YYYY-MM-DD>.jsonl`: the audit log as daily JSON Lines (UTC day),
  *   appended under a lock, one fsync'd line per entry.
  *
@@ -61,8 +62,6 @@ import { errorCode, ioError } from './locks.ts';
  * is appended after the data file is written, before its locks are released.
  */
 
-const META = '_pgferry';
-const UNKNOWN_MODULE = 'unknown';
 const SUBMISSIONS = 'submissions';
 const JOBS = 'jobs';
 const AUDIT = 'audit';
@@ -71,11 +70,6 @@ const SCAN_CONCURRENCY = 16;
 
 /** ISO ms → the list keyset's microsecond form. */
 const keyOf = (isoMs: string) => `${isoMs.slice(0, 23)}000Z`;
-const isoOf = (value: unknown): string | null => {
-  const us = parseTimestampUs(value);
-  return us === null ? null : new Date(Math.floor(us / 1000)).toISOString();
-};
-const epochOf = (isoMs: string): number => Date.parse(isoMs) / 1000;
 
 // ---- shared: scanning a directory, the audit appender ------------------------------------
 
@@ -155,39 +149,44 @@ async function appendLine(file: string, line: string): Promise<void> {
 
 // ---- submissions ----------------------------------------------------------------------
 
-interface StoredFile extends Omit<UploadedFile, 'submissionId'> {}
+const usOf = (ms: number) => Math.round(ms * 1000);
+const isoOfUs = (us: number) => new Date(Math.floor(us / 1000)).toISOString();
+
+/** A submission file through the format reader (every real shape); CORRUPT_DATA when it cannot be read. */
+function readSubmissionFile(id: string, value: unknown, mtimeMs: number, file: string): FormsSubmission {
+  const read = readSubmission(value, { fileKey: id, fallbackUs: usOf(mtimeMs) });
+  if (!read.ok) throw corruptFile(file, read.reason);
+  return read.row;
+}
 
 function submissionOf(id: string, value: unknown, mtimeMs: number, file: string): Submission {
-  if (!isPlainObject(value)) throw corruptFile(file, 'a submission must be a JSON object');
-  const { [META]: rawMeta, ...formData } = value;
-  const meta = isPlainObject(rawMeta) ? rawMeta : {};
-  const derived = deriveColumns(formData);
-  const modified = new Date(mtimeMs).toISOString();
-  const createdAt =
-    (typeof meta.createdAt === 'string' ? meta.createdAt : null) ?? isoOf(formData.created_at) ?? isoOf(formData.timestamp) ?? modified;
+  const row = readSubmissionFile(id, value, mtimeMs, file);
   return {
     id,
-    userId: typeof meta.userId === 'string' ? meta.userId : null,
-    module: typeof meta.module === 'string' ? meta.module : UNKNOWN_MODULE,
-    status: (SUBMISSION_STATUSES as readonly unknown[]).includes(meta.status) ? (meta.status as SubmissionStatus) : 'pending',
-    siteName: 'siteName' in meta ? (meta.siteName as string | null) : derived.siteName,
-    visitDate: 'visitDate' in meta ? (meta.visitDate as string | null) : derived.visitDate,
-    formData,
-    createdAt,
-    updatedAt: typeof meta.updatedAt === 'string' ? meta.updatedAt : modified,
+    userId: row.userId,
+    module: row.module,
+    status: row.status,
+    siteName: row.siteName,
+    visitDate: row.visitDate,
+    formData: row.formData,
+    createdAt: isoOfUs(row.createdUs),
+    // The app's documents carry no updated_at: the file's mtime is when it last changed (set from the store's clock).
+    updatedAt: new Date(mtimeMs).toISOString(),
   };
 }
 
-/** The file's content for a submission (and its files). */
-function submissionDocument(submission: Submission, files: StoredFile[]): Record<string, unknown> {
-  const { formData, id: _id, ...rest } = submission;
-  return { ...formData, [META]: { ...rest, files } };
+/**
+ * The file for a new submission: the app's shape (formats' writeSubmission)
+ * plus what only pgferry knows, in the keys the reader takes them from:
+ * `user_id`, and `created_at` (naive UTC, as the app's utcnow()) when the
+ * document has no time of its own.
+ */
+function newSubmissionDocument(row: NewSubmissionRow, now: Date): Record<string, unknown> {
+  const document = writeSubmission(row);
+  if (row.userId !== null) document.user_id = row.userId;
+  if (readSubmission(document, { fileKey: row.id }).ok === false) document.created_at = formatTimestamp(usOf(now.getTime()));
+  return document;
 }
-
-const filesOf = (value: unknown): StoredFile[] => {
-  const meta = isPlainObject(value) ? value[META] : undefined;
-  return isPlainObject(meta) && Array.isArray(meta.files) ? (meta.files as StoredFile[]) : [];
-};
 
 const sees = (who: Visibility, submission: Submission) => who.all || submission.userId === who.userId;
 
@@ -209,7 +208,7 @@ export function createJsonSubmissions(ctx: JsonContext, auditLog: JsonAuditLog):
     who: Visibility,
     id: string,
     audit: AuditInput | null,
-    fn: (current: Submission, raw: unknown) => { next: unknown; result: R },
+    fn: (current: Submission) => { next: unknown; result: R },
   ): Promise<R | undefined> =>
     ctx.track(() =>
       update(
@@ -218,7 +217,7 @@ export function createJsonSubmissions(ctx: JsonContext, auditLog: JsonAuditLog):
           if (raw === undefined) return { result: undefined };
           const current = submissionOf(id, raw, mtimeMs, fileOf(id));
           if (!sees(who, current)) return { result: undefined };
-          const { next, result } = fn(current, raw);
+          const { next, result } = fn(current);
           return { next, result, modifiedAt: ctx.clock(), afterWrite: afterWrite(audit) };
         },
         ctx.lock,
@@ -233,9 +232,14 @@ export function createJsonSubmissions(ctx: JsonContext, auditLog: JsonAuditLog):
           fileOf(row.id),
           (raw) => {
             if (raw !== undefined) return { result: undefined };
-            const now = ctx.clock().toISOString();
-            const submission: Submission = { ...row, createdAt: now, updatedAt: now };
-            return { next: submissionDocument(submission, []), result: submission, modifiedAt: ctx.clock(), afterWrite: afterWrite(audit) };
+            const now = ctx.clock();
+            const document = newSubmissionDocument(row, now);
+            return {
+              next: document,
+              result: submissionOf(row.id, document, now.getTime(), fileOf(row.id)),
+              modifiedAt: now,
+              afterWrite: afterWrite(audit),
+            };
           },
           ctx.lock,
         ),
@@ -261,9 +265,10 @@ export function createJsonSubmissions(ctx: JsonContext, auditLog: JsonAuditLog):
       }),
 
     setStatus: (who, id, status, audit) =>
-      change(who, id, audit, (current, raw) => {
-        const next = { ...current, status, updatedAt: ctx.clock().toISOString() };
-        return { next: submissionDocument(next, filesOf(raw)), result: next };
+      change(who, id, audit, (current) => {
+        const next = writeSubmission({ id, module: current.module, status, formData: current.formData });
+        const now = ctx.clock();
+        return { next, result: { ...submissionOf(id, next, now.getTime(), fileOf(id)), createdAt: current.createdAt } };
       }),
 
     remove: async (who, id, audit) => (await change(who, id, audit, () => ({ next: REMOVE, result: true }))) === true,
@@ -275,46 +280,52 @@ const listKey = (s: { createdKey: string; id: string }): ListKey => ({ updatedKe
 // ---- jobs -----------------------------------------------------------------------------
 
 function jobOf(id: string, value: unknown, mtimeMs: number, file: string): Job {
-  if (!isPlainObject(value)) throw corruptFile(file, 'a job must be a JSON object');
-  let state = value.state as JobState;
-  if (!(JOB_STATES as readonly unknown[]).includes(state)) throw corruptFile(file, `unknown job state ${JSON.stringify(value.state)}`);
-  const error = errorOfResults(value.results);
-  // The app's HVAC worker writes a failure as state "done" with results.error (REAL-FORMATS A.2).
-  if (state === 'done' && error !== null) state = 'failed';
-  const meta = isPlainObject(value.meta) ? value.meta : {};
-  const modified = new Date(mtimeMs).toISOString();
-  const createdAt = isoOf(value.created_at) ?? modified;
-  const completedAt = isoOf(value.completed_at);
-  const progress = Number.isInteger(value.progress) ? Math.min(100, Math.max(0, value.progress as number)) : 0;
+  const read = readJob(value, { fileKey: id, fallbackUs: usOf(mtimeMs) });
+  if (!read.ok) throw corruptFile(file, read.reason);
+  const row = read.row;
   return {
     id,
-    submissionId: typeof meta.submission_id === 'string' ? meta.submission_id : null,
-    state,
-    progress,
-    results: value.results ?? null,
-    error,
-    meta,
-    createdAt,
-    startedAt: isoOf(value.started_at),
-    completedAt,
-    updatedAt: isoOf(value.updated_at) ?? completedAt ?? createdAt,
+    submissionId: row.submissionId,
+    state: row.state,
+    progress: row.progress,
+    results: row.results,
+    error: row.errorMessage,
+    meta: row.meta ?? {},
+    createdAt: isoOfUs(row.createdUs),
+    startedAt: row.startedUs === null ? null : isoOfUs(row.startedUs),
+    completedAt: row.completedUs === null ? null : isoOfUs(row.completedUs),
+    updatedAt: new Date(mtimeMs).toISOString(),
   };
 }
 
-/** The app's job document (common/utils.py): epoch-float times. */
-function jobDocument(job: Job): Record<string, unknown> {
-  const document: Record<string, unknown> = {
-    job_id: job.id,
-    state: job.state,
-    progress: job.progress,
-    results: job.results,
-    meta: job.meta,
-    created_at: epochOf(job.createdAt),
+/**
+ * The job file as the app writes it (formats' writeJob), keeping what the
+ * previous file had — including its times to the microsecond: a Job carries
+ * milliseconds, so a time that did not change is taken from the file.
+ */
+function jobDocument(job: Job, previous?: unknown): Record<string, unknown> {
+  const prev = previous === undefined ? undefined : readJob(previous, { fileKey: job.id, fallbackUs: 0 });
+  const written = prev?.ok ? prev.row : undefined;
+  const usFor = (iso: string | null, was: number | null | undefined): number | null => {
+    if (iso === null) return null;
+    const ms = Date.parse(iso);
+    return was !== null && was !== undefined && Math.floor(was / 1000) === ms ? was : usOf(ms);
   };
-  if (job.startedAt) document.started_at = epochOf(job.startedAt);
-  if (job.completedAt) document.completed_at = epochOf(job.completedAt);
-  document.updated_at = epochOf(job.updatedAt);
-  return document;
+  return writeJob(
+    {
+      jobId: job.id,
+      submissionId: job.submissionId,
+      module: typeof job.meta.module === 'string' ? job.meta.module : null,
+      state: job.state,
+      progress: job.progress,
+      results: job.results,
+      meta: job.meta,
+      createdUs: usFor(job.createdAt, written?.createdUs) as number,
+      startedUs: usFor(job.startedAt, written?.startedUs),
+      completedUs: usFor(job.completedAt, written?.completedUs),
+    },
+    previous,
+  );
 }
 
 const finishedBefore = (job: Job, before: Date) =>
@@ -335,7 +346,7 @@ export function createJsonJobs(ctx: JsonContext, auditLog: JsonAuditLog): JobBac
           return test(jobOf(id, raw, mtimeMs, fileOf(id))) ? { next: REMOVE, result: true } : { result: false };
         },
         ctx.lock,
-      ).catch(() => false);
+      );
       if (gone) removed++;
     }
     return removed;
@@ -349,7 +360,7 @@ export function createJsonJobs(ctx: JsonContext, auditLog: JsonAuditLog): JobBac
           fileOf(row.id),
           (raw) => {
             if (raw !== undefined) return { result: undefined };
-            const now = ctx.clock().toISOString();
+            const now = ctx.clock();
             const job: Job = {
               id: row.id,
               submissionId: row.submissionId,
@@ -358,15 +369,15 @@ export function createJsonJobs(ctx: JsonContext, auditLog: JsonAuditLog): JobBac
               results: [],
               error: null,
               meta: row.meta,
-              createdAt: now,
+              createdAt: now.toISOString(),
               startedAt: null,
               completedAt: null,
-              updatedAt: now,
+              updatedAt: now.toISOString(),
             };
             return {
               next: jobDocument(job),
               result: job,
-              modifiedAt: ctx.clock(),
+              modifiedAt: now,
               afterWrite: audit ? async () => void (await auditLog.append(audit)) : undefined,
             };
           },
@@ -388,22 +399,23 @@ export function createJsonJobs(ctx: JsonContext, auditLog: JsonAuditLog): JobBac
             if (raw === undefined) return { result: undefined };
             const before = jobOf(id, raw, mtimeMs, fileOf(id));
             const change = decide(before); // throws CONFLICT before anything is written
-            const now = ctx.clock().toISOString();
+            const now = ctx.clock();
+            const results = change.results === undefined ? before.results : change.results;
             const after: Job = {
               ...before,
               state: change.state,
               progress: change.progress,
-              results: change.results === undefined ? before.results : change.results,
-              error: change.error ?? (change.results === undefined ? before.error : errorOfResults(change.results)),
-              startedAt: change.stamp === 'started' ? now : before.startedAt,
-              completedAt: change.stamp === 'completed' ? now : before.completedAt,
-              updatedAt: now,
+              results,
+              error: change.error ?? errorOfResults(results),
+              startedAt: change.stamp === 'started' ? now.toISOString() : before.startedAt,
+              completedAt: change.stamp === 'completed' ? now.toISOString() : before.completedAt,
+              updatedAt: now.toISOString(),
             };
             const outcome = { before, after };
             return {
-              next: jobDocument(after),
+              next: jobDocument(after, raw),
               result: outcome,
-              modifiedAt: ctx.clock(),
+              modifiedAt: now,
               afterWrite: auditOf ? async () => void (await auditLog.append(auditOf(outcome))) : undefined,
             };
           },
@@ -428,7 +440,7 @@ export function createJsonJobs(ctx: JsonContext, auditLog: JsonAuditLog): JobBac
     purgeFinished: (before, auditOf) =>
       ctx.track(async () => {
         const ids = (await scan(ctx, dir(), jobOf)).filter((job) => finishedBefore(job, before)).map((job) => job.id);
-        // Re-checked under each file's lock: a job that was restarted meanwhile… cannot be (terminal), but one rewritten is re-read.
+        // Re-checked under each file's lock, on what the file holds then.
         const purged = await removeWhere(ids, (job) => finishedBefore(job, before));
         if (purged > 0 && auditOf) await auditLog.append(auditOf(purged));
         return purged;
@@ -436,7 +448,46 @@ export function createJsonJobs(ctx: JsonContext, auditLog: JsonAuditLog): JobBac
   };
 }
 
-// ---- uploaded files (inside the submission's document) ------------------------------------------
+// ---- uploaded files (in the submission's own document) ----------------------------------------
+
+/**
+ * The app keeps a submission's photos and signatures inside its document
+ * (files[], photos[], items[].photos, *_signature …); the reader turns them
+ * into rows. A file added through the store is appended to the document's
+ * top-level `files` list in the app's entry shape `{field, saved, url,
+ * is_cloud}`, with pgferry's own columns (`file_type`, `public_id`, `size`,
+ * `uploaded_at`) beside them, which take precedence when read back.
+ */
+interface FileEntry {
+  field: string | null;
+  saved: string | null;
+  url: string;
+  is_cloud: boolean;
+  public_id: string | null;
+  size: number | null;
+  file_type: string | null;
+  uploaded_at: string;
+}
+
+function filesOf(submission: FormsSubmission, createdAt: string): UploadedFile[] {
+  const own = Array.isArray(submission.formData.files) ? submission.formData.files : [];
+  const entryFor = (url: string) => own.find((e): e is FileEntry => isPlainObject(e) && e.url === url && 'uploaded_at' in e);
+  return submission.files.map((file, index): UploadedFile => {
+    const entry = entryFor(file.url);
+    return {
+      id: String(index + 1),
+      submissionId: submission.id,
+      field: entry ? entry.field : file.field,
+      url: file.url,
+      publicId: entry ? entry.public_id : file.publicId,
+      fileType: entry ? entry.file_type : file.fileType,
+      originalFilename: entry ? entry.saved : file.originalFilename,
+      fileSize: entry ? entry.size : file.fileSize,
+      isCloud: entry ? entry.is_cloud : file.isCloud,
+      uploadedAt: entry ? entry.uploaded_at : createdAt,
+    };
+  });
+}
 
 export function createJsonFiles(ctx: JsonContext, auditLog: JsonAuditLog): FileBackend & { kind: 'json' } {
   const fileOf = (id: string) => ctx.pathIn(SUBMISSIONS, `${id}.json`);
@@ -448,14 +499,28 @@ export function createJsonFiles(ctx: JsonContext, auditLog: JsonAuditLog): FileB
           fileOf(submissionId),
           (raw, mtimeMs) => {
             if (raw === undefined) return { result: undefined };
-            const submission = submissionOf(submissionId, raw, mtimeMs, fileOf(submissionId));
-            const files = filesOf(raw);
-            const id = String(files.reduce((max, f) => Math.max(max, Number(f.id) || 0), 0) + 1);
-            const stored: StoredFile = { id, ...file, uploadedAt: ctx.clock().toISOString() };
+            const current = readSubmissionFile(submissionId, raw, mtimeMs, fileOf(submissionId));
+            const list = current.formData.files;
+            if (list !== undefined && !Array.isArray(list)) {
+              throw new PgFerryError('UNPROCESSABLE', `submission ${JSON.stringify(submissionId)} has a "files" key that is not a list`);
+            }
+            const now = ctx.clock();
+            const entry: FileEntry = {
+              field: file.field,
+              saved: file.originalFilename,
+              url: file.url,
+              is_cloud: file.isCloud,
+              public_id: file.publicId,
+              size: file.fileSize,
+              file_type: file.fileType,
+              uploaded_at: now.toISOString(),
+            };
+            const next = { ...current.formData, files: [...(list ?? []), entry] };
+            const rows = filesOf(readSubmissionFile(submissionId, next, now.getTime(), fileOf(submissionId)), now.toISOString());
             return {
-              next: submissionDocument(submission, [...files, stored]),
-              result: { ...stored, submissionId },
-              modifiedAt: ctx.clock(),
+              next,
+              result: rows.findLast((row) => row.url === file.url),
+              modifiedAt: now,
               afterWrite: audit ? async () => void (await auditLog.append(audit)) : undefined,
             };
           },
@@ -466,7 +531,9 @@ export function createJsonFiles(ctx: JsonContext, auditLog: JsonAuditLog): FileB
     list: (submissionId) =>
       ctx.track(async () => {
         const read = await readJsonFileStat(fileOf(submissionId));
-        return read ? filesOf(read.value).map((f) => ({ ...f, submissionId })) : [];
+        if (!read) return [];
+        const submission = readSubmissionFile(submissionId, read.value, read.mtimeMs, fileOf(submissionId));
+        return filesOf(submission, isoOfUs(submission.createdUs));
       }),
   };
 }
