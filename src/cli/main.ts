@@ -12,6 +12,8 @@ const COMMANDS: Array<() => Promise<{ register: (program: Command) => void }>> =
   () => import('./commands/import.ts'),
   () => import('./commands/verify.ts'),
   () => import('./commands/sample-data.ts'),
+  () => import('./commands/jobs.ts'),
+  () => import('./commands/audit.ts'),
 ];
 
 export function buildProgram(): Command {
