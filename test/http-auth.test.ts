@@ -201,6 +201,38 @@ describe.each(BACKENDS)('JWT auth on %s', (backend) => {
     expect((await call(server.url, 'PUT', '/v1/admin/users/bob/tier', { token: forged, body: { tier: 'pro' } })).status).toBe(401);
   });
 
+  it('moves report jobs only with the jobs:write scope or the admin role; the audit log is for admins', async () => {
+    const owner = await hs256({ sub: 'forms-owner' });
+    const stranger = await hs256({ sub: 'forms-stranger' });
+    const worker = await hs256({ sub: 'report-worker', scope: 'openid jobs:write' });
+    const scpWorker = await hs256({ sub: 'report-worker-2', scp: ['jobs:write'] });
+    const admin = await hs256({ sub: 'forms-boss', role: 'admin' });
+    issued.push(owner, stranger, worker, scpWorker, admin);
+    const created = await call(server.url, 'POST', '/v1/submissions', {
+      token: owner,
+      body: { module: 'civil', formData: { fields: { project_name: 'Tower' } } },
+    });
+    expect(created.status).toBe(201);
+    const job = await call(server.url, 'POST', `/v1/submissions/${created.body.id}/jobs`, { token: owner, body: {} });
+    expect(job.status).toBe(201);
+    const jobUrl = `/v1/jobs/${job.body.id}`;
+    expect((await call(server.url, 'GET', jobUrl, { token: stranger })).status).toBe(404);
+    expect((await call(server.url, 'POST', `${jobUrl}/progress`, { token: owner, body: { progress: 10 } })).status).toBe(403);
+    expect((await call(server.url, 'POST', `${jobUrl}/progress`, { token: worker, body: { progress: 50 } })).body.state).toBe('running');
+    expect((await call(server.url, 'POST', `${jobUrl}/progress`, { token: scpWorker, body: { progress: 60 } })).status).toBe(200);
+    const done = await call(server.url, 'POST', `${jobUrl}/finish`, { token: worker, body: { results: { excel: 'https://x/a.xlsx' } } });
+    expect(done.body).toMatchObject({ state: 'done', progress: 100 });
+    expect((await call(server.url, 'GET', jobUrl, { token: owner })).body.state).toBe('done');
+    expect((await call(server.url, 'GET', '/v1/audit', { token: worker })).status).toBe(403);
+    const audit = await call(server.url, 'GET', `/v1/audit?resourceId=${job.body.id}`, { token: admin });
+    expect(audit.body.items.map((e: { action: string; userId: string }) => `${e.action}:${e.userId}`)).toEqual([
+      'job.finish:report-worker',
+      'job.progress:report-worker-2',
+      'job.progress:report-worker',
+      'job.create:forms-owner',
+    ]);
+  });
+
   it('writes no token, secret or password to the log', async () => {
     // An internal error whose message carries a connection string with a password.
     const leaky: Store = {

@@ -53,6 +53,21 @@ const ROUTES: Array<[string, string]> = [
   ['POST', '/v1/conversations/:id/assistant-messages'],
   ['GET', '/v1/usage'],
   ['PUT', '/v1/admin/users/:userId/tier'],
+  ['POST', '/v1/submissions'],
+  ['GET', '/v1/submissions'],
+  ['GET', '/v1/submissions/:id'],
+  ['PATCH', '/v1/submissions/:id'],
+  ['DELETE', '/v1/submissions/:id'],
+  ['GET', '/v1/submissions/:id/files'],
+  ['POST', '/v1/submissions/:id/files'],
+  ['GET', '/v1/submissions/:id/jobs'],
+  ['POST', '/v1/submissions/:id/jobs'],
+  ['GET', '/v1/jobs/:id'],
+  ['POST', '/v1/jobs/:id/start'],
+  ['POST', '/v1/jobs/:id/progress'],
+  ['POST', '/v1/jobs/:id/finish'],
+  ['POST', '/v1/jobs/:id/fail'],
+  ['GET', '/v1/audit'],
   ['GET', '/healthz'],
   ['GET', '/readyz'],
 ];
@@ -116,7 +131,11 @@ const queryValue = fc.oneof(
   fc.tuple(fc.string(), fc.string()).map(b64),
   fc.tuple(fc.date({ noInvalidDate: false }).map(String), ascii).map(b64),
 );
-const queryKey = fc.oneof(fc.constantFrom('limit', 'cursor', 'q', 'messagesLimit', 'messagesCursor', '__proto__', 'constructor'), ascii);
+const queryKey = fc.oneof(
+  fc.constantFrom('limit', 'cursor', 'q', 'messagesLimit', 'messagesCursor', '__proto__', 'constructor'),
+  fc.constantFrom('module', 'status', 'visitDateFrom', 'visitDateTo', 'siteName', 'userId', 'action', 'resourceId', 'from', 'to'),
+  ascii,
+);
 const queryString = fc.array(fc.tuple(queryKey, queryValue), { maxLength: 4 }).map((pairs) => {
   const params = new URLSearchParams();
   for (const [k, v] of pairs) params.append(k, v);
@@ -141,6 +160,37 @@ const body = fc.oneof(
     )
     .map((v) => JSON.stringify(v)),
   fc.record({ tier: fc.oneof(fc.constantFrom('free', 'pro', 'enterprise', 'FREE', 'platinum', ''), json) }).map((v) => JSON.stringify(v)),
+  // Seed 002's bodies: submissions, status, files, jobs and their transitions.
+  fc
+    .record(
+      {
+        module: fc.oneof(fc.constantFrom('civil', 'hvac_mep', 'cleaning', 'HVAC', ''), json),
+        formData: fc.oneof(fc.dictionary(unicode, json, { maxKeys: 5 }), json),
+        status: fc.oneof(fc.constantFrom('pending', 'completed', 'done'), json),
+        userId: fc.oneof(fc.constant(null), userIdText(), json),
+        id: segment([]),
+      },
+      { requiredKeys: [] },
+    )
+    .map((v) => JSON.stringify(v)),
+  fc
+    .record(
+      {
+        url: fc.oneof(unicode, json),
+        fileSize: fc.oneof(fc.integer(), json),
+        isCloud: json,
+        field: fc.oneof(unicode, json),
+        meta: fc.oneof(fc.dictionary(unicode, json, { maxKeys: 4 }), json),
+      },
+      { requiredKeys: [] },
+    )
+    .map((v) => JSON.stringify(v)),
+  fc
+    .record(
+      { progress: fc.oneof(fc.integer({ min: -5, max: 120 }), json), results: json, error: fc.oneof(unicode, json) },
+      { requiredKeys: [] },
+    )
+    .map((v) => JSON.stringify(v)),
   json.map((v) => JSON.stringify(v)),
   unicode,
   fc.constantFrom(
@@ -174,6 +224,10 @@ const contentType = fc.oneof(
   },
 );
 
+function userIdText() {
+  return fc.constantFrom('fuzzer', 'other-user', '', '..', 'a'.repeat(200));
+}
+
 const userId = fc.oneof(
   fc.constantFrom('fuzzer', 'fuzzer', 'other-user', '', '..', 'a'.repeat(200), 'auth0|abc', 'me@example.com'),
   fc.stringMatching(/^[ -~]{0,40}$/),
@@ -195,6 +249,9 @@ describe.each(BACKENDS)('fuzzing every route on %s', (backend) => {
       const c = await store.conversations.create('fuzzer', { title: `real ${i}` });
       await store.conversations.addUserMessage('fuzzer', c.id, 'hello');
       realIds.push(c.id);
+      const s = await store.submissions.create({ userId: 'fuzzer' }, { module: 'civil', formData: { fields: { project_name: `p${i}` } } });
+      const job = await store.jobs.create({ userId: 'fuzzer' }, s.id);
+      realIds.push(s.id, job.id);
     }
   });
   afterAll(async () => {

@@ -12,9 +12,11 @@ import type { Store } from '../store/types.ts';
 import { createAuthenticator, type Principal } from './auth.ts';
 import { renderDocsPage } from './docs.ts';
 import { answerClientError, registerErrorHandling, sendError } from './errors.ts';
+import { FORMS_SCHEMAS } from './forms-schemas.ts';
 import { registerIdempotency } from './idempotency.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { conversationRoutes } from './routes/conversations.ts';
+import { formsRoutes } from './routes/forms.ts';
 import { healthRoutes } from './routes/health.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
@@ -193,6 +195,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       tags: [
         { name: 'conversations', description: "The caller's conversations and messages" },
         { name: 'usage', description: 'Query quotas' },
+        { name: 'submissions', description: "The forms app's submissions and their files (seed 002)" },
+        { name: 'jobs', description: 'Report jobs: status polling, and transitions for workers' },
         { name: 'admin', description: 'Needs the admin claim' },
         { name: 'health', description: 'Probes (no authentication)' },
       ],
@@ -207,7 +211,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
     },
   });
-  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  for (const schema of [...SHARED_SCHEMAS, ...FORMS_SCHEMAS]) app.addSchema(schema);
   app.removeContentTypeParser('text/plain');
   parseJsonBodies(app);
 
@@ -239,6 +243,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       registerIdempotency(v1, store);
       conversationRoutes(v1);
       usageRoutes(v1);
+      formsRoutes(v1, store);
       adminRoutes(v1);
     },
     { prefix: '/v1' },

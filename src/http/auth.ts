@@ -17,6 +17,18 @@ export interface Principal {
   userId: string;
   admin: boolean;
   via: 'jwt' | 'dev';
+  /** OAuth-style scopes: the token's `scope` (space-separated) or `scp` (list); `X-User-Scopes` in dev mode. */
+  scopes?: readonly string[];
+}
+
+/** The scope a report worker's token carries to move any job through its states (seed 002). */
+export const JOBS_WRITE_SCOPE = 'jobs:write';
+
+/** A token's scopes: `scope` as a space-separated string (RFC 8693) or `scp` as a list (Azure, Okta). */
+function scopesOf(payload: JWTPayload): string[] {
+  if (typeof payload.scope === 'string') return payload.scope.split(' ').filter(Boolean);
+  if (Array.isArray(payload.scp)) return payload.scp.filter((s): s is string => typeof s === 'string');
+  return [];
 }
 
 export interface Authenticator {
@@ -129,7 +141,7 @@ export function createAuthenticator(config: Config, options: AuthenticatorOption
       throw translateVerifyError(error);
     }
     if (!isValidUserId(payload.sub)) throw unauthorized('the token subject (sub) is not a valid user id');
-    return { userId: payload.sub, admin: isAdmin(payload, auth.adminClaim, auth.adminValue), via: 'jwt' };
+    return { userId: payload.sub, admin: isAdmin(payload, auth.adminClaim, auth.adminValue), via: 'jwt', scopes: scopesOf(payload) };
   }
 
   const canVerify = secret !== undefined || jwks !== undefined;
@@ -147,7 +159,8 @@ export function createAuthenticator(config: Config, options: AuthenticatorOption
       const userId = headerValue(headers, 'x-user-id');
       if (userId === undefined) throw unauthorized('missing X-User-Id header (AUTH_MODE=dev)');
       if (!isValidUserId(userId)) throw unauthorized('X-User-Id is not a valid user id');
-      return { userId, admin: headerValue(headers, 'x-user-role') === auth.adminValue, via: 'dev' };
+      const scopes = (headerValue(headers, 'x-user-scopes') ?? '').split(' ').filter(Boolean);
+      return { userId, admin: headerValue(headers, 'x-user-role') === auth.adminValue, via: 'dev', scopes };
     },
   };
 }
