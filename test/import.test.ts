@@ -258,7 +258,7 @@ describe('bad input', () => {
     await write(parent, 'conversations/u1/c1.json', '{}');
     const deep = await runCli(['import', '--from', path.join(parent, 'conversations'), '--to', db.url]);
     expect(deep.code).toBe(2);
-    expect(deep.stderr).toMatch(/has no conversations\/ or usage\/ folder.*did you mean its parent/);
+    expect(deep.stderr).toMatch(/has no conversations\/ or usage\/ or submissions\/ or jobs\/ folder.*did you mean its parent/);
 
     if (process.getuid?.() !== 0) {
       const locked = await freshDir('locked');

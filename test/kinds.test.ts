@@ -33,11 +33,13 @@ afterAll(async () => {
 });
 
 describe('the registry', () => {
-  it('lists the chat app kinds, conversations then usage', () => {
-    expect(kindNames()).toEqual(['conversations', 'usage']);
+  it('lists the chat app kinds, conversations then usage, then the forms app kinds, submissions then jobs', () => {
+    expect(kindNames()).toEqual(['conversations', 'usage', 'submissions', 'jobs']);
     expect(allKinds().map((k) => [k.name, k.logKind, k.folders])).toEqual([
       ['conversations', 'conversation', ['conversations']],
       ['usage', 'usage', ['usage']],
+      ['submissions', 'submission', ['submissions']],
+      ['jobs', 'job', ['jobs']],
     ]);
   });
 
@@ -45,9 +47,9 @@ describe('the registry', () => {
     const dir = path.join(tmp, 'only');
     await write(dir, 'usage/u1/usage.json', JSON.stringify({ tier: 'free', daily_used: 1, monthly_used: 2, total_queries: 3 }));
     for (const command of ['import', 'verify']) {
-      const bad = await runCli([command, '--from', dir, '--to', db.url, '--only', 'usage,submissions']);
+      const bad = await runCli([command, '--from', dir, '--to', db.url, '--only', 'usage,invoices']);
       expect(bad.code, bad.stderr).toBe(2);
-      expect(bad.stderr).toMatch(/--only.*expected a comma-separated list of conversations, usage; unknown: submissions/);
+      expect(bad.stderr).toMatch(/--only.*expected a comma-separated list of conversations, usage, submissions, jobs; unknown: invoices/);
     }
     const imported = await runCli(['import', '--from', dir, '--to', db.url, '--only', 'usage']);
     expect(imported.code, imported.stdout + imported.stderr).toBe(0);
@@ -75,10 +77,10 @@ describe('a kind added through the public registry API, with no engine change', 
   });
 
   it('is registered after the built-in kinds, and a tree with only its folder is a valid --from', async () => {
-    expect(kindNames()).toEqual(['conversations', 'usage', 'notes']);
+    expect(kindNames()).toEqual(['conversations', 'usage', 'submissions', 'jobs', 'notes']);
     expect(await resolveSourceRoot(dir, allKinds())).toBe(await fs.realpath(dir));
     await expect(resolveSourceRoot(path.join(dir, 'notes'), allKinds())).rejects.toThrow(
-      /has no conversations\/ or usage\/ or notes\/ folder.*did you mean its parent/,
+      /has no conversations\/ or usage\/ or submissions\/ or jobs\/ or notes\/ folder.*did you mean its parent/,
     );
   });
 

@@ -4,7 +4,7 @@ import { PgFerryError } from '../errors.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { TaskLimiter } from './concurrency.ts';
 import { selectKinds, summaryOrder } from './kinds/index.ts';
-import type { KindDescriptor, KindRecord } from './kinds/types.ts';
+import type { FormsSettings, KindDescriptor, KindRecord } from './kinds/types.ts';
 import type { TransferLimits } from './limits.ts';
 import { BatchBuffer, type BatchResult, BufferPool, Loader, type LoadMethod, type Rejection } from './load.ts';
 import type { ProgressState } from './progress.ts';
@@ -34,6 +34,8 @@ export interface ImportOptions {
   /** Kind names (registry order is kept); default: every registered kind. */
   kinds?: readonly string[];
   defaultUser?: string;
+  /** The forms app's options (--source-timezone, --module, --inline-warn-size). */
+  forms?: FormsSettings;
   dryRun?: boolean;
   /** Records per batch (default 500). */
   batchSize?: number;
@@ -210,7 +212,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   await limiter.run(async () => {
     const records = readRecords(scan, {
       root: options.root,
-      settings: { defaultUser: options.defaultUser },
+      settings: { defaultUser: options.defaultUser, sourceRoot: options.root, forms: options.forms },
       readConcurrency: options.readConcurrency,
       encode: loader.method,
       workers: options.readers ?? 0,
@@ -259,9 +261,19 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
 
   if (!summary.interrupted && schemaPresent) {
     for (const kind of kinds) await vanished(options, loader, scan, kind, counts(kind.name), dryRun);
+    if (!dryRun) for (const kind of kinds) await crossChecks(options, kind, counts(kind.name));
   }
   summary.elapsedMs = performance.now() - started;
   return summary;
+}
+
+/** A kind's checks across records after loading (kinds/types.ts afterLoad): warnings in the report. */
+async function crossChecks(options: ImportOptions, kind: KindDescriptor, counts: KindSummary): Promise<void> {
+  if (!kind.afterLoad) return;
+  for (const check of await kind.afterLoad(options.db, { root: options.root })) {
+    counts.warnings++;
+    options.report?.add({ kind: kind.logKind, file: check.file, record: check.key, reason: check.reason, severity: 'warning' });
+  }
 }
 
 async function hasSchema(db: Database): Promise<boolean> {

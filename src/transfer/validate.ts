@@ -58,6 +58,9 @@ export const isStorableJson = (json: string): boolean => !UNSTORABLE_ESCAPE.test
  * parser (a stack or string limit) is the record's rejection too, never the run's.
  */
 export function parseDocument(text: string, maxDepth = DEFAULT_MAX_DEPTH): { ok: true; value: unknown } | { ok: false; reason: string } {
+  // The apps' writers truncate before writing (open(path, 'w')): a crash between the two leaves an empty file.
+  if (text.trim() === '')
+    return { ok: false, reason: `empty file (${text.length === 0 ? 'zero bytes' : 'only whitespace'}): a write that never finished` };
   if (textDepthExceeds(text, maxDepth)) return { ok: false, reason: tooDeepReason({ maxDepth, maxFileSize: 0 }) };
   try {
     return { ok: true, value: parseJsonText(text) };

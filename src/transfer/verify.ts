@@ -3,7 +3,7 @@ import type { Database } from '../db/database.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { TaskLimiter } from './concurrency.ts';
 import { selectKinds, summaryOrder } from './kinds/index.ts';
-import type { KindDescriptor, KindRecord, VerifyContext, VerifyItem } from './kinds/types.ts';
+import type { FormsSettings, KindDescriptor, KindRecord, VerifyContext, VerifyItem } from './kinds/types.ts';
 import type { TransferLimits } from './limits.ts';
 import { childRows } from './load.ts';
 import type { ProgressState } from './progress.ts';
@@ -33,6 +33,8 @@ export interface VerifyOptions {
   /** Kind names (registry order is kept); default: every registered kind. */
   kinds?: readonly string[];
   defaultUser?: string;
+  /** The forms app's options, as given to import. */
+  forms?: FormsSettings;
   batchSize?: number;
   /** Source bytes per batch, whichever limit comes first (default 4 MB). */
   batchBytes?: number;
@@ -119,7 +121,7 @@ export async function runVerify(options: VerifyOptions): Promise<VerifySummary> 
     const context: VerifyContext = {
       db,
       root: options.root,
-      settings: { defaultUser: options.defaultUser },
+      settings: { defaultUser: options.defaultUser, sourceRoot: options.root, forms: options.forms },
       matched: () => {
         c.matched++;
       },
@@ -149,7 +151,7 @@ export async function runVerify(options: VerifyOptions): Promise<VerifySummary> 
   await limiter.run(async () => {
     const records = readRecords(scan, {
       root: options.root,
-      settings: { defaultUser: options.defaultUser },
+      settings: { defaultUser: options.defaultUser, sourceRoot: options.root, forms: options.forms },
       readConcurrency: options.readConcurrency,
       encode: null,
       workers: options.readers ?? verifyReaders(),

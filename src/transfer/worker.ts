@@ -5,6 +5,7 @@ import { PgFerryError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { type ImportSummary, runImport } from './import.ts';
 import { loadKindModules } from './kinds/index.ts';
+import type { FormsSettings } from './kinds/types.ts';
 import type { TransferLimits } from './limits.ts';
 import type { LoadMethod } from './load.ts';
 import type { ProgressState } from './progress.ts';
@@ -33,6 +34,7 @@ export interface EngineJob {
   /** Modules of those kinds (KindDescriptor.module): this thread starts with the built-in kinds only. */
   kindModules: string[];
   defaultUser?: string;
+  forms?: FormsSettings;
   dryRun?: boolean;
   batchSize: number;
   jobs: number;
@@ -123,6 +125,7 @@ async function workerMain(job: EngineJob): Promise<void> {
       db,
       kinds: job.kinds,
       defaultUser: job.defaultUser,
+      forms: job.forms,
       batchSize: job.batchSize,
       jobs: job.jobs,
       limits: job.limits,

@@ -3,9 +3,12 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Config } from '../../config.ts';
 import { isValidUserId } from '../../domain/ids.ts';
 import { formatBytes } from '../../domain/limits.ts';
+import { isTimeZone } from '../../formats/forms-common.ts';
+import { DEFAULT_INLINE_WARN_BYTES } from '../../formats/forms-submission.ts';
 import { writeBackup } from '../../transfer/backup.ts';
 import type { ImportSummary } from '../../transfer/import.ts';
 import { allKinds, kindNamed, kindNames, selectKinds } from '../../transfer/kinds/index.ts';
+import type { FormsSettings } from '../../transfer/kinds/types.ts';
 import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FILE_SIZE, MAX_FILE_SIZE_CEILING, parseSize } from '../../transfer/limits.ts';
 import { LOAD_METHODS, type LoadMethod } from '../../transfer/load.ts';
 import { ProgressDisplay } from '../../transfer/progress.ts';
@@ -77,12 +80,51 @@ export function addLimitOptions(command: Command): Command {
     );
 }
 
+/** The forms app's flags import and verify share (kinds submissions and jobs); verify must read what import read. */
+export interface FormsFlags {
+  sourceTimezone: string;
+  module?: string;
+  inlineWarnSize: number;
+}
+
+export function parseTimeZone(value: string): string {
+  if (!isTimeZone(value)) throw new InvalidArgumentError('not a time zone this runtime knows (an IANA name such as Asia/Dubai, or UTC)');
+  return value;
+}
+
+export function parseModule(value: string): string {
+  if (!/^[a-z][a-z0-9_]{0,49}$/.test(value)) throw new InvalidArgumentError('expected a module name such as civil, hvac_mep or cleaning');
+  return value;
+}
+
+export function addFormsOptions(command: Command): Command {
+  return command
+    .option(
+      '--source-timezone <zone>',
+      "forms app: the server's zone for naive local times (a submission's `timestamp`, an ISO completed_at)",
+      parseTimeZone,
+      'UTC',
+    )
+    .option('--module <name>', 'forms app: module of a submission that neither its document, its layout nor its job names', parseModule)
+    .addOption(
+      new Option('--inline-warn-size <size>', 'forms app: note inline base64 data URLs larger than this (they are kept all the same)')
+        .argParser(parseMaxFileSize)
+        .default(DEFAULT_INLINE_WARN_BYTES, formatBytes(DEFAULT_INLINE_WARN_BYTES)),
+    );
+}
+
+export const formsSettings = (flags: FormsFlags): FormsSettings => ({
+  sourceTimezone: flags.sourceTimezone,
+  module: flags.module,
+  inlineWarnBytes: flags.inlineWarnSize,
+});
+
 export function parseUser(value: string): string {
   if (!isValidUserId(value)) throw new InvalidArgumentError('not a valid user id (1-128 letters, digits and _.@|+=:-)');
   return value;
 }
 
-interface ImportFlags {
+interface ImportFlags extends FormsFlags {
   from: string;
   to?: string;
   only?: string[];
@@ -116,6 +158,9 @@ Examples:
   # after deleting files from the source, remove their records too
   pgferry import --from ./data --prune
 
+  # the forms app's generated/ tree (submissions/, jobs/), written by a server in Dubai
+  pgferry import --from ./generated --only submissions,jobs --source-timezone Asia/Dubai
+
 Re-running is safe: unchanged records are skipped, edited ones replaced. If the
 run is interrupted (Ctrl-C, a crash, kill -9), run the same command again.
 Exit codes: 0 all imported, 1 something rejected (see the report), 2 usage or
@@ -124,8 +169,10 @@ configuration error, 130 interrupted by Ctrl-C.`;
 export function register(program: Command): void {
   const command = program
     .command('import')
-    .description("Import the chat app's JSON files (conversations, usage) into PostgreSQL: every record imported or reported")
-    .requiredOption('--from <dir>', "the app's data directory (holds conversations/ and usage/)")
+    .description(
+      "Import the apps' JSON files (chat: conversations, usage; forms: submissions, jobs) into PostgreSQL: every record imported or reported",
+    )
+    .requiredOption('--from <dir>', "the app's data directory (holds conversations/ and usage/, or the forms app's submissions/ and jobs/)")
     .option('--to <url>', 'PostgreSQL URL, or "embedded" (default: DATABASE_URL)')
     .option('--only <kinds>', `import only these kinds: ${kindNames().join(',')}`, parseKinds)
     .option('--default-user <id>', 'owner of conversations in the single-user layout (conversations/<id>.json)', parseUser)
@@ -138,7 +185,7 @@ export function register(program: Command): void {
     .addOption(
       new Option('--load-method <method>', 'how batches are written (benchmarking)').choices(LOAD_METHODS).default('copy').hideHelp(),
     );
-  addLimitOptions(command)
+  addFormsOptions(addLimitOptions(command))
     .addHelpText('after', EXAMPLES)
     .action(action((flags: ImportFlags) => importCommand(flags)));
 }
@@ -206,6 +253,7 @@ async function importCommand(flags: ImportFlags): Promise<number> {
         method: flags.loadMethod,
         reportFile: flags.report,
         limits: { maxFileSize: flags.maxFileSize, maxDepth: flags.maxDepth },
+        forms: formsSettings(flags),
       },
       {
         signal: controller.signal,
@@ -236,7 +284,9 @@ function printSummary(
   report: EngineResult<ImportSummary>['problems'],
   flags: ImportFlags,
 ): void {
-  const rows = Object.entries(summary.kinds).map(([kind, c]) => [
+  // A kind with nothing in the source and nothing gone (the forms kinds on a chat tree) is left out unless --only names it.
+  const shown = Object.entries(summary.kinds).filter(([kind, c]) => flags.only?.includes(kind) || Object.values(c).some((n) => n > 0));
+  const rows = shown.map(([kind, c]) => [
     kind,
     c.read,
     c.inserted,

@@ -6,9 +6,19 @@ import { formatTable, peakRssMb, perSecond, seconds, terminalSafe } from '../../
 import { openTarget } from '../../transfer/target.ts';
 import { runInWorker } from '../../transfer/worker.ts';
 import { action, EXIT } from '../context.ts';
-import { addLimitOptions, kindJob, parseCount, parseKinds, parseUser, prepareTransfer } from './import.ts';
+import {
+  addFormsOptions,
+  addLimitOptions,
+  type FormsFlags,
+  formsSettings,
+  kindJob,
+  parseCount,
+  parseKinds,
+  parseUser,
+  prepareTransfer,
+} from './import.ts';
 
-interface VerifyFlags {
+interface VerifyFlags extends FormsFlags {
   from: string;
   to?: string;
   only?: string[];
@@ -42,7 +52,7 @@ export function register(program: Command): void {
     .option('--report <file>', 'write every difference as JSON Lines {kind, file, record, problem, reason}')
     .option('--batch <n>', 'records compared per query', parseCount('--batch', 1, 100_000), 500)
     .option('--jobs <n>', 'batches compared at once', parseCount('--jobs', 1, 32), 2);
-  addLimitOptions(command)
+  addFormsOptions(addLimitOptions(command))
     .addHelpText('after', EXAMPLES)
     .action(action((flags: VerifyFlags) => verifyCommand(flags)));
 }
@@ -64,19 +74,14 @@ async function verifyCommand(flags: VerifyFlags): Promise<number> {
         config: ctx.config,
         reportFile: flags.report,
         limits: { maxFileSize: flags.maxFileSize, maxDepth: flags.maxDepth },
+        forms: formsSettings(flags),
       },
       { onStart: (totals) => progress.start(totals.records, totals.bytes), onProgress: (state) => progress.update(state) },
     );
     progress.stop();
-    const rows = Object.entries(summary.kinds).map(([kind, c]) => [
-      kind,
-      c.source,
-      c.matched,
-      c.missing,
-      c.different,
-      c.extra,
-      c.unreadable,
-    ]);
+    // A kind with nothing on either side is left out unless --only names it.
+    const shown = Object.entries(summary.kinds).filter(([kind, c]) => flags.only?.includes(kind) || Object.values(c).some((n) => n > 0));
+    const rows = shown.map(([kind, c]) => [kind, c.source, c.matched, c.missing, c.different, c.extra, c.unreadable]);
     ctx.out('');
     ctx.out('verify summary');
     ctx.out(formatTable(['kind', 'source', 'identical', 'missing', 'different', 'extra', 'unreadable'], rows));

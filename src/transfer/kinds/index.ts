@@ -1,5 +1,7 @@
 import { PgFerryError } from '../../errors.ts';
 import { conversationsKind } from './conversations/index.ts';
+import { jobsKind } from './jobs/index.ts';
+import { submissionsKind } from './submissions/index.ts';
 import type { KindDescriptor, KindRecord } from './types.ts';
 import { usageKind } from './usage/index.ts';
 
@@ -8,7 +10,13 @@ import { usageKind } from './usage/index.ts';
  * loaded and summarised. Adding a kind: a folder kinds/<name>/ whose index.ts
  * exports its KindDescriptor (types.ts), and one line here.
  */
-const BUILT_IN: readonly KindDescriptor[] = [conversationsKind as unknown as KindDescriptor, usageKind as unknown as KindDescriptor];
+const BUILT_IN: readonly KindDescriptor[] = [
+  conversationsKind as unknown as KindDescriptor,
+  usageKind as unknown as KindDescriptor,
+  // Submissions before jobs: a job is linked to its submission as it loads (and after the run: jobs/link.ts).
+  submissionsKind as unknown as KindDescriptor,
+  jobsKind as unknown as KindDescriptor,
+];
 
 const registry: KindDescriptor[] = [...BUILT_IN];
 

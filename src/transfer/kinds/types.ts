@@ -83,6 +83,13 @@ export interface KindDescriptor<R extends KindRecord = KindRecord> {
     prune(tx: TransactionSql, keys: readonly string[]): Promise<void>;
   };
 
+  /**
+   * After every batch of the run is committed (not on a dry run): fix links
+   * between records that may have arrived in any order, and return the
+   * warnings that span records. Optional.
+   */
+  afterLoad?(db: Database, context: { root: string }): Promise<CrossCheck[]>;
+
   verify: {
     /**
      * Compare one batch of source records with the database rows, and call
@@ -118,6 +125,27 @@ export interface KindRecord {
 export interface ReadSettings {
   /** Owner of records whose layout names none (the chat app's single-user layout). */
   defaultUser?: string;
+  /** The source root (a kind may read a sibling folder, e.g. a submission's job for its module). */
+  sourceRoot?: string;
+  /** The forms app's options (--source-timezone, --module, --inline-warn-size). */
+  forms?: FormsSettings;
+}
+
+/** The forms app's import options (kinds/submissions, kinds/jobs). */
+export interface FormsSettings {
+  /** IANA zone of the server's naive local times (default UTC). */
+  sourceTimezone?: string;
+  /** Module of a submission nothing else names. */
+  module?: string;
+  /** An inline base64 data URL over this many bytes is noted (kept all the same). */
+  inlineWarnBytes?: number;
+}
+
+/** A problem found after loading, across records (a job whose submission is not there): reported as a warning. */
+export interface CrossCheck {
+  key: string | null;
+  file: string;
+  reason: string;
 }
 
 /** …and while loading. */
