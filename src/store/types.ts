@@ -8,6 +8,9 @@ import type {
   UserMessage,
 } from '../domain/conversations.ts';
 import type { ConsumeResult, UsageStatus } from '../domain/usage.ts';
+import type { UploadRepository } from './core/uploads.ts';
+
+export type { UploadRepository } from './core/uploads.ts';
 
 /**
  * The Store: one interface per repository, implemented once in the core
@@ -134,6 +137,8 @@ export interface Store {
   readonly mode: StorageMode;
   readonly conversations: ConversationRepository;
   readonly usage: UsageRepository;
+  /** Upload metadata (seeds 000, 004); the bytes are in object storage (src/objects). */
+  readonly uploads: UploadRepository;
   readonly idempotency: IdempotencyRepository;
   health(): Promise<StoreHealth>;
   close(): Promise<void>;

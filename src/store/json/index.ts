@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { TierLimits } from '../../config.ts';
 import { type Logger, silentLogger } from '../../log.ts';
 import { createConversationRepository } from '../core/conversations.ts';
+import { createUploadRepository } from '../core/uploads.ts';
 import { createUsageRepository } from '../core/usage.ts';
 import { type Clock, type Store, type StoreHealth, systemClock } from '../types.ts';
 import { createContext } from './context.ts';
@@ -10,6 +11,7 @@ import { createJsonConversations } from './conversations.ts';
 import { ensureDir, removeFile, removeStaleTempFiles, writeJsonFileAtomic } from './files.ts';
 import { createJsonIdempotency } from './idempotency.ts';
 import type { LockOptions } from './locks.ts';
+import { createJsonUploads } from './uploads.ts';
 import { createJsonUsage } from './usage.ts';
 
 export interface JsonStoreOptions {
@@ -52,6 +54,7 @@ export function createJsonStore(options: JsonStoreOptions): Store {
     mode: 'json',
     conversations,
     usage,
+    uploads: createUploadRepository(createJsonUploads(ctx)),
     idempotency: createJsonIdempotency(ctx, { conversations, usage }),
     health: () => checkWritable(ctx.dataDir),
     close: () => ctx.drain(),

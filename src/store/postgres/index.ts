@@ -2,10 +2,12 @@ import type { TierLimits } from '../../config.ts';
 import type { Database } from '../../db/database.ts';
 import { type Logger, redactSecrets, silentLogger } from '../../log.ts';
 import { createConversationRepository } from '../core/conversations.ts';
+import { createUploadRepository } from '../core/uploads.ts';
 import { createUsageRepository } from '../core/usage.ts';
 import type { Clock, Store, StoreHealth } from '../types.ts';
 import { createPostgresConversations } from './conversations.ts';
 import { createPostgresIdempotency } from './idempotency.ts';
+import { createPostgresUploads } from './uploads.ts';
 import { createPostgresUsage } from './usage.ts';
 
 export { createPostgresConversations, listQuery, sendQuery } from './conversations.ts';
@@ -49,6 +51,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     mode: 'postgres',
     conversations,
     usage,
+    uploads: createUploadRepository(createPostgresUploads({ db, clock, logger })),
     idempotency: createPostgresIdempotency({ db, tierLimits, clock, logger }),
     async health(): Promise<StoreHealth> {
       try {
