@@ -86,6 +86,39 @@ export interface Config {
     corsOrigins: '*' | string[];
   };
   uploadsStorePath: string | undefined;
+  /** POST /v1/uploads: largest file (UPLOAD_MAX_BYTES) and accepted content types (UPLOAD_CONTENT_TYPES, comma-separated). */
+  uploads: { maxBytes: number; contentTypes: string[] };
+}
+
+/** Documents and images the seed apps take; anything else is 415 unless UPLOAD_CONTENT_TYPES says otherwise. */
+export const DEFAULT_UPLOAD_CONTENT_TYPES = [
+  'application/pdf',
+  'application/msword',
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+  'application/vnd.ms-excel',
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+  'text/plain',
+  'text/csv',
+  'application/json',
+  'image/png',
+  'image/jpeg',
+  'image/gif',
+  'image/webp',
+];
+
+/** `UPLOAD_CONTENT_TYPES`: comma-separated `type/subtype` values, lower-cased; unset means the defaults. */
+export function parseUploadContentTypes(raw: string | undefined): string[] {
+  if (raw === undefined || raw.trim() === '') return [...DEFAULT_UPLOAD_CONTENT_TYPES];
+  const types = raw
+    .split(',')
+    .map((part) => part.trim().toLowerCase())
+    .filter(Boolean);
+  for (const type of types) {
+    if (!/^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/.test(type)) {
+      fail('UPLOAD_CONTENT_TYPES', 'comma-separated media types such as application/pdf,image/png', raw);
+    }
+  }
+  return types;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -239,6 +272,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       corsOrigins: parseCorsOrigins(env.CORS_ORIGINS),
     },
     uploadsStorePath: env.USER_UPLOADS_STORE || undefined,
+    uploads: {
+      maxBytes: readInt(env, 'UPLOAD_MAX_BYTES', 25 * 1024 * 1024, 1, 5 * 1024 ** 4),
+      contentTypes: parseUploadContentTypes(env.UPLOAD_CONTENT_TYPES),
+    },
     ...overrides,
   };
 

@@ -9,6 +9,7 @@ import { invalidInput } from '../errors.ts';
 import { jsonErrorOffset, jsonParseReason } from '../formats/json-error.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import type { Store } from '../store/types.ts';
+import { ObjectStores, UploadService } from '../uploads/service.ts';
 import { createAuthenticator, type Principal } from './auth.ts';
 import { renderDocsPage } from './docs.ts';
 import { answerClientError, registerErrorHandling, sendError } from './errors.ts';
@@ -18,6 +19,7 @@ import { adminRoutes } from './routes/admin.ts';
 import { conversationRoutes } from './routes/conversations.ts';
 import { formsRoutes } from './routes/forms.ts';
 import { healthRoutes } from './routes/health.ts';
+import { uploadRoutes } from './routes/uploads.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 
@@ -46,6 +48,8 @@ export interface BuildAppOptions {
   ownsStore?: boolean;
   /** JWKS fetch timeout in ms (default 5000). */
   jwksTimeoutMs?: number;
+  /** Where upload bytes go (default: from config — S3 when S3_BUCKET_NAME is set, else DATA_DIR/files); closed with the app. */
+  objects?: ObjectStores;
 }
 
 export type App = FastifyInstance;
@@ -197,6 +201,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         { name: 'usage', description: 'Query quotas' },
         { name: 'submissions', description: "The forms app's submissions and their files (seed 002)" },
         { name: 'jobs', description: 'Report jobs: status polling, and transitions for workers' },
+        { name: 'uploads', description: "The caller's uploaded files (bytes in object storage)" },
         { name: 'admin', description: 'Needs the admin claim' },
         { name: 'health', description: 'Probes (no authentication)' },
       ],
@@ -224,6 +229,9 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   });
   app.addHook('preValidation', coerceQueryIntegers);
   if (options.ownsStore) app.addHook('onClose', async () => store.close());
+  const objects = options.objects ?? ObjectStores.fromConfig(config);
+  app.addHook('onClose', async () => objects.close());
+  const uploads = new UploadService({ store, objects, limits: config.uploads, logger });
   registerErrorHandling(app);
   if (config.auth.mode === 'dev') {
     logger.warn('AUTH_MODE=dev: the X-User-Id header is trusted without verification; never use this in production');
@@ -244,6 +252,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       conversationRoutes(v1);
       usageRoutes(v1);
       formsRoutes(v1, store);
+      await uploadRoutes(v1, uploads);
       adminRoutes(v1);
     },
     { prefix: '/v1' },

@@ -21,6 +21,9 @@ import type {
   UploadedFile,
 } from '../domain/forms.ts';
 import type { ConsumeResult, UsageStatus } from '../domain/usage.ts';
+import type { UploadRepository } from './core/uploads.ts';
+
+export type { UploadRepository } from './core/uploads.ts';
 
 /**
  * The Store: one interface per repository, implemented once in the core
@@ -217,6 +220,8 @@ export interface Store {
   readonly jobs: JobRepository;
   readonly uploadedFiles: UploadedFileRepository;
   readonly audit: AuditRepository;
+  /** Upload metadata (seeds 000, 004); the bytes are in object storage (src/objects). */
+  readonly uploads: UploadRepository;
   readonly idempotency: IdempotencyRepository;
   health(): Promise<StoreHealth>;
   close(): Promise<void>;

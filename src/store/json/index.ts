@@ -4,6 +4,7 @@ import type { TierLimits } from '../../config.ts';
 import { type Logger, silentLogger } from '../../log.ts';
 import { createConversationRepository } from '../core/conversations.ts';
 import { createFormsRepositories } from '../core/forms.ts';
+import { createUploadRepository } from '../core/uploads.ts';
 import { createUsageRepository } from '../core/usage.ts';
 import { type Clock, type Store, type StoreHealth, systemClock } from '../types.ts';
 import { createContext } from './context.ts';
@@ -12,6 +13,7 @@ import { ensureDir, removeFile, removeStaleTempFiles, writeJsonFileAtomic } from
 import { jsonFormsBackends } from './forms.ts';
 import { createJsonIdempotency } from './idempotency.ts';
 import type { LockOptions } from './locks.ts';
+import { createJsonUploads } from './uploads.ts';
 import { createJsonUsage } from './usage.ts';
 
 export interface JsonStoreOptions {
@@ -55,6 +57,7 @@ export function createJsonStore(options: JsonStoreOptions): Store {
     conversations,
     usage,
     ...createFormsRepositories(jsonFormsBackends(ctx)),
+    uploads: createUploadRepository(createJsonUploads(ctx)),
     idempotency: createJsonIdempotency(ctx, { conversations, usage }),
     health: () => checkWritable(ctx.dataDir),
     close: () => ctx.drain(),

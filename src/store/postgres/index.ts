@@ -3,11 +3,13 @@ import type { Database } from '../../db/database.ts';
 import { type Logger, redactSecrets, silentLogger } from '../../log.ts';
 import { createConversationRepository } from '../core/conversations.ts';
 import { createFormsRepositories } from '../core/forms.ts';
+import { createUploadRepository } from '../core/uploads.ts';
 import { createUsageRepository } from '../core/usage.ts';
 import type { Clock, Store, StoreHealth } from '../types.ts';
 import { createPostgresConversations } from './conversations.ts';
 import { postgresFormsBackends } from './forms.ts';
 import { createPostgresIdempotency } from './idempotency.ts';
+import { createPostgresUploads } from './uploads.ts';
 import { createPostgresUsage } from './usage.ts';
 
 export { createPostgresConversations, listQuery, sendQuery } from './conversations.ts';
@@ -52,6 +54,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     conversations,
     usage,
     ...createFormsRepositories(postgresFormsBackends({ db, clock })),
+    uploads: createUploadRepository(createPostgresUploads({ db, clock, logger })),
     idempotency: createPostgresIdempotency({ db, tierLimits, clock, logger }),
     async health(): Promise<StoreHealth> {
       try {
