@@ -72,10 +72,10 @@ describe('seed 000 upload store reader', () => {
 
   it('never takes a hostile saved_path as a key', () => {
     const content = read();
-    const escape = content.entries.find((e) => e.filename === 'Escape.pdf')!;
-    expect(escape.fileKey).toBeNull();
-    expect(escape.metadata.saved_path).toBe('../../etc/passwd');
-    expect(content.warnings.some((w) => w.id === escape.id && /"\.\."/.test(w.reason))).toBe(true);
+    const hostile = content.entries.find((e) => e.filename === 'Escape.pdf')!;
+    expect(hostile.fileKey).toBeNull();
+    expect(hostile.metadata.saved_path).toBe('../../etc/passwd');
+    expect(content.warnings.some((w) => w.id === hostile.id && /"\.\."/.test(w.reason))).toBe(true);
     for (const bad of ['/etc/passwd', 'a/../b', 'a//b', 'a\u0000b', 'a\\b', 'x'.repeat(1025)]) expect(unsafeKeyReason(bad)).not.toBeNull();
     expect(unsafeKeyReason('org/default/user/a@b.c/3fa91c0b-Policy.pdf')).toBeNull();
   });

@@ -98,13 +98,13 @@ export function readUploadsStore(value: unknown): UploadsStoreContent {
 }
 
 function readUser(userKey: string, value: unknown, content: UploadsStoreContent): void {
-  const problem = (reason: string) => content.problems.push({ userKey, index: null, id: null, reason });
-  if (userKey === '') return problem('empty user key: its documents have no owner');
-  if (!isObject(value)) return problem(`expected {documents, unique_standards}, found ${describe(value)}`);
-  const documents = value.documents ?? [];
-  if (!Array.isArray(documents)) return problem(`documents: expected a list, found ${describe(documents)}`);
-  const uniqueStandards = value.unique_standards ?? [];
-  if (!Array.isArray(uniqueStandards)) return problem(`unique_standards: expected a list, found ${describe(uniqueStandards)}`);
+  const reason = userProblem(userKey, value);
+  if (reason !== null || !isObject(value)) {
+    content.problems.push({ userKey, index: null, id: null, reason: reason ?? 'not an object' });
+    return;
+  }
+  const documents = (value.documents ?? []) as unknown[];
+  const uniqueStandards = (value.unique_standards ?? []) as unknown[];
   content.users.push({ userKey, uniqueStandards, documents: documents.length });
 
   // Occurrences of (filename, uploaded_at) so far: the same upload recorded twice still gets two ids.
@@ -117,6 +117,17 @@ function readUser(userKey: string, value: unknown, content: UploadsStoreContent)
       for (const reason of result.warnings) content.warnings.push({ userKey, index, id: result.row.id, reason });
     }
   });
+}
+
+/** Why a user's whole value cannot be read, or null. */
+function userProblem(userKey: string, value: unknown): string | null {
+  if (userKey === '') return 'empty user key: its documents have no owner';
+  if (!isObject(value)) return `expected {documents, unique_standards}, found ${describe(value)}`;
+  const documents = value.documents ?? [];
+  if (!Array.isArray(documents)) return `documents: expected a list, found ${describe(documents)}`;
+  const uniqueStandards = value.unique_standards ?? [];
+  if (!Array.isArray(uniqueStandards)) return `unique_standards: expected a list, found ${describe(uniqueStandards)}`;
+  return null;
 }
 
 function readEntry(
@@ -163,7 +174,11 @@ function readEntry(
     if (unsafe) warnings.push(`saved_path ${unsafe}: kept as metadata only, never used as a path`);
   }
 
-  const metadata: Record<string, unknown> = { source: 'user_uploads_store', generation: generationOf(entry), uploaded_at: entry.uploaded_at };
+  const metadata: Record<string, unknown> = {
+    source: 'user_uploads_store',
+    generation: generationOf(entry),
+    uploaded_at: entry.uploaded_at,
+  };
   if ('mappings' in entry) metadata.mappings = entry.mappings;
   if ('trust_score' in entry) metadata.trust_score = entry.trust_score;
   if ('saved_path' in entry) metadata.saved_path = entry.saved_path;
@@ -225,7 +240,6 @@ export function unsafeKeyReason(key: string): string | null {
   if (Buffer.byteLength(key) > 1024) return 'is longer than 1024 bytes';
   if (/[\u0000-\u001f\u007f\\]/.test(key)) return 'holds a control character or a backslash';
   if (key.startsWith('/')) return 'is an absolute path';
-  if (key.split('/').some((segment) => segment === '' || segment === '.' || segment === '..'))
-    return 'has an empty, "." or ".." segment';
+  if (key.split('/').some((segment) => segment === '' || segment === '.' || segment === '..')) return 'has an empty, "." or ".." segment';
   return null;
 }
