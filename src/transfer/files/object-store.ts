@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -19,16 +19,25 @@ export interface ObjectStore {
   readonly kind: 'local' | 's3';
   /** `uploads.bucket` for rows here (null for local). */
   readonly bucket: string | null;
-  /** `uploads.url` for a key here. */
-  urlOf(key: string): string;
+  /** `uploads.url` for a key here (null for local: the service streams local bytes itself). */
+  urlOf(key: string): string | null;
   /** Size (and sha256 when the store keeps it) of an object, or null when there is none. */
   head(key: string): Promise<ObjectHead | null>;
   get(key: string): Promise<Readable>;
-  /** Store the bytes under `key`, atomically: a reader sees the old object or the whole new one. */
-  put(key: string, body: Readable, expected: { size: number; sha256: string }): Promise<void>;
+  /**
+   * Store the bytes under `key`, atomically: a reader sees the old object or
+   * the whole new one. A store that can checks the bytes against `expected`
+   * and fails without replacing the object.
+   */
+  put(key: string, body: Readable, expected: ExpectedBytes): Promise<void>;
   delete(key: string): Promise<void>;
   /** Every object, in any order. */
   list(): AsyncIterable<ObjectListing>;
+}
+
+export interface ExpectedBytes {
+  size?: number;
+  sha256?: string;
 }
 
 export interface ObjectHead {
@@ -76,8 +85,8 @@ export class LocalObjectStore implements ObjectStore {
     this.root = path.resolve(root);
   }
 
-  urlOf(key: string): string {
-    return `file://${encodeURI(this.pathOf(key))}`;
+  urlOf(_key: string): null {
+    return null;
   }
 
   pathOf(key: string): string {
@@ -100,7 +109,7 @@ export class LocalObjectStore implements ObjectStore {
     return handle.createReadStream();
   }
 
-  async put(key: string, body: Readable, expected: { size: number; sha256: string }): Promise<void> {
+  async put(key: string, body: Readable, expected: ExpectedBytes): Promise<void> {
     const file = this.pathOf(key);
     await mkdir(path.dirname(file), { recursive: true });
     const temp = path.join(path.dirname(file), `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
@@ -158,6 +167,3 @@ export class LocalObjectStore implements ObjectStore {
     yield* walk(this.root, '');
   }
 }
-
-/** A local file's bytes as a stream (the upload-store link reads the app's directory with it). */
-export const readLocalFile = (file: string): Readable => createReadStream(file);
