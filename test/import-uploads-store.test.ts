@@ -97,18 +97,20 @@ describe('import --uploads-store', () => {
   it('--files-root checks and links the bytes; a missing file is reported; a hostile path is never read', async () => {
     const run = await cli(['import', '--uploads-store', store, '--files-root', appDir]);
     expect(run.stdout).toMatch(/object missing/);
-    const rows = await db.db.sql<{ filename: string; sha256: string | null; file_size: number; file_key: string | null }[]>`
-      select filename, sha256, file_size, file_key from uploads where file_key is not null order by filename, id`;
+    const rows = await db.db.sql<{ id: string; filename: string; sha256: string | null; file_size: number; file_key: string | null; storage: string }[]>`
+      select id::text as id, filename, sha256, file_size, file_key, storage from uploads where file_key is not null order by filename, id`;
     const policy = rows.find((r) => r.filename === 'Policy Manual (2024).pdf')!;
     expect(policy.sha256).toBe(sha(policyBytes));
     expect(policy.file_size).toBe(482113);
+    // Linked bytes get a key pgferry chose (a saved_path holds an e-mail); the saved_path stays in metadata.
+    expect(policy).toMatchObject({ storage: 'local', file_key: `uploads-store/${policy.id}` });
     const stored = await fs.readFile(path.join(dataDir, 'files', policy.file_key!));
     expect(sha(stored)).toBe(sha(policyBytes));
     expect(rows.filter((r) => r.filename === 'Twice.pdf').map((r) => r.sha256)).toEqual([
       sha(Buffer.from('hello')),
       sha(Buffer.from('hello')),
     ]);
-    expect(rows.find((r) => r.filename === 'scan.pdf')!.sha256).toBeNull();
+    expect(rows.find((r) => r.filename === 'scan.pdf')).toMatchObject({ sha256: null, storage: 'external' });
     expect(rows.some((r) => r.filename === 'Escape.pdf')).toBe(false);
     // verify is about the entries, not where their bytes are: still clean.
     expect((await cli(['verify', '--uploads-store', store])).code).toBe(0);

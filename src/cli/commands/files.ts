@@ -1,11 +1,10 @@
-import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Config } from '../../config.ts';
 import { PgFerryError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import { type MoveProgress, moveFiles } from '../../transfer/files/move.ts';
-import { LocalObjectStore, type ObjectStore } from '../../transfer/files/object-store.ts';
+import { localStore, type ObjectStore } from '../../transfer/files/object-store.ts';
 import { reconcileStore } from '../../transfer/files/reconcile.ts';
 import { formatTable, peakRssMb, seconds, terminalSafe } from '../../transfer/summary.ts';
 import { checkTargetUrl, openTarget } from '../../transfer/target.ts';
@@ -22,7 +21,7 @@ export type StoreKind = (typeof STORE_KINDS)[number];
 
 /** The object store of a kind, from the configuration: local = DATA_DIR/files; s3 = S3_BUCKET_NAME at S3_ENDPOINT or AWS. */
 export async function openStore(kind: StoreKind, config: Config): Promise<ObjectStore> {
-  if (kind === 'local') return new LocalObjectStore(path.join(config.dataDir, 'files'));
+  if (kind === 'local') return localStore(config.dataDir);
   const { s3Store } = await import('../../transfer/files/stores.ts');
   return s3Store(config);
 }

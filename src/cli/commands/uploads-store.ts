@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import type { Config } from '../../config.ts';
 import { PgFerryError } from '../../errors.ts';
-import { LocalObjectStore } from '../../transfer/files/object-store.ts';
+import { localStore } from '../../transfer/files/object-store.ts';
 import { importUploadsStore, verifyUploadsStore } from '../../transfer/kinds/uploads/index.ts';
 import { ProblemReport } from '../../transfer/report.ts';
 import { formatTable, terminalSafe } from '../../transfer/summary.ts';
@@ -68,7 +68,7 @@ export async function importUploadsStoreCommand(flags: UploadsStoreFlags): Promi
       report,
       dryRun: flags.dryRun,
       filesRoot: flags.filesRoot === undefined ? undefined : path.resolve(flags.filesRoot),
-      objects: flags.filesRoot === undefined ? undefined : new LocalObjectStore(path.join(ctx.config.dataDir, 'files')),
+      objects: flags.filesRoot === undefined ? undefined : localStore(ctx.config.dataDir),
     });
     await report.close();
     ctx.out('');

@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
 import type { Database } from '../../db/database.ts';
-import { measureObject, type ObjectStore } from './object-store.ts';
+import { digestObject } from '../../objects/digest.ts';
+import type { ObjectStore } from './object-store.ts';
 
 /**
  * `pgferry files move`: every upload whose bytes are in `from` is copied to
@@ -215,8 +214,9 @@ async function moveOne(row: MoveRow, options: MoveOptions): Promise<Outcome> {
 }
 
 /**
- * Copy `key` from one store to the other and check it there. The source's
- * sha256 is computed while streaming; the target's by reading it back.
+ * Copy `key` from one store to the other and check it there: the driver
+ * hashes the bytes while storing them (and refuses a size or a known sha256
+ * that does not match), then the object is read back from the target.
  */
 export async function copyObject(
   from: ObjectStore,
@@ -224,35 +224,23 @@ export async function copyObject(
   key: string,
   expectedSha256: string | null,
 ): Promise<{ size: number; sha256: string }> {
-  const head = await from.head(key);
+  const head = await from.storage.head(key);
   if (!head) {
-    // Already copied by an earlier (killed) run that then deleted the source? Only a known checksum proves the target copy.
-    const there = expectedSha256 === null ? null : await to.head(key);
-    if (there && expectedSha256 !== null) {
-      const measured = await measureObject(to, key);
-      if (measured.sha256 === expectedSha256) return measured;
+    // A killed run that had switched other rows sharing this key may have deleted it: only a known checksum proves the target copy.
+    if (expectedSha256 !== null && (await to.storage.head(key))) {
+      const there = await digestObject(to.storage, key);
+      if (there.sha256 === expectedSha256) return there;
     }
     throw new Error(`source object ${key} is missing from ${from.kind}`);
   }
-  const hash = createHash('sha256');
-  let size = 0;
-  const hashing = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      size += chunk.length;
-      hash.update(chunk);
-      callback(null, chunk);
-    },
+  const stored = await to.storage.put(key, await from.storage.get(key), {
+    expectedSize: head.size,
+    expectedSha256: expectedSha256 ?? undefined,
   });
-  const body = (await from.get(key)).pipe(hashing);
-  await to.put(key, body, { size: head.size, sha256: expectedSha256 ?? undefined });
-  const sourceSha = hash.digest('hex');
-  if (size !== head.size) throw new Error(`source object ${key} changed while read: ${size} bytes, expected ${head.size}`);
-  if (expectedSha256 !== null && sourceSha !== expectedSha256)
-    throw new Error(`source object ${key} does not match its row's sha256: not moved`);
-  const measured = await measureObject(to, key);
-  if (measured.size !== size || measured.sha256 !== sourceSha)
-    throw new Error(`object ${key} at ${to.kind} differs from the source after the copy (${measured.size} bytes)`);
-  return measured;
+  const there = await digestObject(to.storage, key);
+  if (there.size !== stored.size || there.sha256 !== stored.sha256)
+    throw new Error(`object ${key} at ${to.kind} differs from the source after the copy (${there.size} bytes)`);
+  return there;
 }
 
 /** Delete the source object unless another row still names it there (the same saved_path twice). */
@@ -265,7 +253,7 @@ async function deleteIfUnreferenced(db: Database, from: ObjectStore, key: string
     { idempotent: true },
   );
   if ((row?.n ?? 0) > 0) return false;
-  await from.delete(key);
+  await from.storage.delete(key);
   return true;
 }
 

@@ -1,5 +1,6 @@
 import type { Database } from '../../db/database.ts';
-import { measureObject, type ObjectStore } from './object-store.ts';
+import { digestObject } from '../../objects/digest.ts';
+import type { ObjectStore } from './object-store.ts';
 
 /**
  * `pgferry files reconcile`: compare one object store with the uploads rows
@@ -73,13 +74,13 @@ export async function reconcileStore(options: ReconcileOptions): Promise<Reconci
     ok: true,
   };
   const seen = new Set<string>();
-  for await (const object of store.list()) {
+  for await (const object of store.storage.list()) {
     summary.objects++;
     seen.add(object.key);
     const named = rowsByKey.get(object.key);
     if (!named) {
       summary.orphans++;
-      const old = now - object.modifiedMs >= options.graceMs;
+      const old = now - object.modifiedAt.getTime() >= options.graceMs;
       const finding: ReconcileFinding = {
         problem: 'orphan',
         key: object.key,
@@ -87,7 +88,7 @@ export async function reconcileStore(options: ReconcileOptions): Promise<Reconci
         reason: `${object.size} bytes, no row names it${old ? '' : ' (younger than the grace period: left alone)'}`,
       };
       if (options.fix && old) {
-        await store.delete(object.key);
+        await store.storage.delete(object.key);
         finding.fixed = true;
         summary.orphansDeleted++;
       }
@@ -107,7 +108,7 @@ export async function reconcileStore(options: ReconcileOptions): Promise<Reconci
         continue;
       }
       if (options.hash !== false && row.sha256 !== null) {
-        measured ??= await measureObject(store, object.key);
+        measured ??= await digestObject(store.storage, object.key);
         if (measured.sha256 !== row.sha256) {
           summary.different++;
           summary.findings.push({ problem: 'different', key: object.key, id: row.id, reason: 'sha256 differs from the row' });

@@ -174,23 +174,35 @@ async function writeRows(tx: TransactionSql, rows: readonly UploadEntryRow[], li
   await tx`
     insert into uploads (id, user_id, filename, original_filename, storage, file_key, file_size, sha256, fingerprint,
                          doc_type, standards_mapped, upload_type, metadata, uploaded_at)
-    select id, user_id, filename, filename, 'local', file_key, file_size, sha256, fingerprint,
+    select id, user_id, filename, filename, storage, file_key, file_size, sha256, fingerprint,
            doc_type, standards::jsonb, 'document', metadata::jsonb, to_timestamp(at_us / 1e6)
       from unnest(
         ${col((r) => r.id)}::uuid[], ${col((r) => r.userKey)}::text[], ${col((r) => r.filename)}::text[],
-        ${col((r) => r.fileKey)}::text[], ${col((r) => linkOf(r)?.size ?? r.size ?? 0)}::int8[],
+        ${col((r) => storageOf(r, linkOf(r)))}::text[], ${col((r) => linkOf(r)?.key ?? r.fileKey)}::text[],
+        ${col((r) => linkOf(r)?.size ?? r.size ?? 0)}::int8[],
         ${col((r) => linkOf(r)?.sha256 ?? null)}::text[], ${col((r) => r.fingerprint)}::text[], ${col((r) => r.docType)}::text[],
         ${col((r) => jsonbText(r.standardsMapped))}::text[], ${col((r) => jsonbText(r.metadata))}::text[],
         ${col((r) => r.uploadedAtUs)}::int8[]
-      ) as t(id, user_id, filename, file_key, file_size, sha256, fingerprint, doc_type, standards, metadata, at_us)
+      ) as t(id, user_id, filename, storage, file_key, file_size, sha256, fingerprint, doc_type, standards, metadata, at_us)
     on conflict (id) do update set
       user_id = excluded.user_id, filename = excluded.filename, original_filename = excluded.original_filename,
       fingerprint = excluded.fingerprint, doc_type = excluded.doc_type, standards_mapped = excluded.standards_mapped,
       metadata = excluded.metadata, uploaded_at = excluded.uploaded_at,
       -- Where the bytes are is the mover's business once known: only a row not yet linked takes the new link.
-      file_key = case when uploads.sha256 is null and uploads.storage = 'local' then excluded.file_key else uploads.file_key end,
+      storage = case when uploads.sha256 is null then excluded.storage else uploads.storage end,
+      file_key = case when uploads.sha256 is null then excluded.file_key else uploads.file_key end,
       file_size = case when uploads.sha256 is null then excluded.file_size else uploads.file_size end,
       sha256 = coalesce(uploads.sha256, excluded.sha256)`;
+}
+
+/**
+ * An entry whose bytes were linked lives in the local store; one with a
+ * saved_path but no link names bytes outside pgferry's stores (the app's
+ * directory): `external`, which moves and reconcile leave alone; one with no
+ * saved_path has no object (file_key null).
+ */
+function storageOf(entry: UploadEntryRow, link: LinkedBytes | undefined): 'local' | 'external' {
+  return link === undefined && entry.fileKey !== null ? 'external' : 'local';
 }
 
 async function loadUserStandards(
