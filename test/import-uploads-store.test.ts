@@ -97,7 +97,9 @@ describe('import --uploads-store', () => {
   it('--files-root checks and links the bytes; a missing file is reported; a hostile path is never read', async () => {
     const run = await cli(['import', '--uploads-store', store, '--files-root', appDir]);
     expect(run.stdout).toMatch(/object missing/);
-    const rows = await db.db.sql<{ id: string; filename: string; sha256: string | null; file_size: number; file_key: string | null; storage: string }[]>`
+    const rows = await db.db.sql<
+      { id: string; filename: string; sha256: string | null; file_size: number; file_key: string | null; storage: string }[]
+    >`
       select id::text as id, filename, sha256, file_size, file_key, storage from uploads where file_key is not null order by filename, id`;
     const policy = rows.find((r) => r.filename === 'Policy Manual (2024).pdf')!;
     expect(policy.sha256).toBe(sha(policyBytes));
