@@ -10,7 +10,8 @@ import type { ObjectStorage, PutOptions, StoredObject } from './types.ts';
  * reading at most one chunk past the limit, never buffered whole.
  */
 export class DigestStream extends Transform {
-  size = 0;
+  /** Bytes seen so far. (Not `size`: lib-storage reads a Body's `size` as its total length.) */
+  bytesSeen = 0;
   readonly #hash: Hash = createHash('sha256');
   readonly #maxBytes: number;
 
@@ -20,8 +21,8 @@ export class DigestStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.size += chunk.length;
-    if (this.size > this.#maxBytes) {
+    this.bytesSeen += chunk.length;
+    if (this.bytesSeen > this.#maxBytes) {
       callback(tooLarge(this.#maxBytes));
       return;
     }

@@ -56,7 +56,7 @@ export class LocalObjectStorage implements ObjectStorage {
     try {
       // flush: fsync before the stream closes, so the rename below publishes durable bytes.
       await pipeline(body, digest, createWriteStream(temp, { flags: 'wx', mode: 0o644, flush: true }));
-      stored = { key, size: digest.size, sha256: digest.sha256() };
+      stored = { key, size: digest.bytesSeen, sha256: digest.sha256() };
       checkExpected(stored, options);
       await rename(temp, target);
     } catch (error) {
