@@ -11,6 +11,7 @@ import { localStore, type ObjectStore } from '../src/transfer/files/object-store
 import { reconcileStore } from '../src/transfer/files/reconcile.ts';
 import { type TargetSpec, targetStore } from './fixtures/move-stores.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { type S3TestServer, startS3Server } from './helpers/s3-server.ts';
 
 /**
  * files move on the local driver: every object copied, checked and switched;
@@ -31,10 +32,23 @@ interface World {
   keys: string[];
 }
 
-async function world(tmp: string, objects: number, size: () => number): Promise<World> {
+let s3: S3TestServer | undefined;
+
+function s3Env(server: S3TestServer): Record<string, string> {
+  const { settings } = server;
+  return {
+    S3_BUCKET_NAME: settings.bucket ?? '',
+    AWS_REGION: settings.region ?? '',
+    AWS_ACCESS_KEY_ID: settings.accessKeyId ?? '',
+    AWS_SECRET_ACCESS_KEY: settings.secretAccessKey ?? '',
+    S3_ENDPOINT: settings.endpoint ?? '',
+  };
+}
+
+async function world(tmp: string, objects: number, size: () => number, on: 'local-driver' | 's3' = 'local-driver'): Promise<World> {
   const db = await createTestDatabase();
   const dataDir = path.join(tmp, `data-${randomUUID().slice(0, 8)}`);
-  const spec: TargetSpec = { kind: 'local-driver', root: path.join(dataDir, 'target') };
+  const spec: TargetSpec = on === 's3' ? { kind: 's3', env: s3Env(s3!) } : { kind: 'local-driver', root: path.join(dataDir, 'target') };
   const source = localStore(dataDir);
   const keys: string[] = [];
   for (let i = 0; i < objects; i++) {
@@ -59,17 +73,25 @@ async function listKeys(store: ObjectStore): Promise<string[]> {
   return keys.sort();
 }
 
+/** The world's database goes, and the target is emptied (the S3 bucket is shared by the tests). */
+async function dispose(w: World): Promise<void> {
+  await w.db.drop();
+  for (const key of await listKeys(w.target)) await w.target.storage.delete(key);
+}
+
 let tmp: string;
 beforeAll(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'pgferry-move-'));
+  s3 = await startS3Server('pgferry-move');
 });
 afterAll(async () => {
+  await s3?.close();
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-describe('files move (local driver)', () => {
+describe.each(['local-driver', 's3'] as const)('files move (target: %s)', (on) => {
   it('moves, verifies and switches every row; idempotent; logged per object; reversible with delete-source', async () => {
-    const w = await world(tmp, 12, () => 1 + Math.floor(Math.random() * 200_000));
+    const w = await world(tmp, 12, () => 1 + Math.floor(Math.random() * 200_000), on);
     try {
       // Two rows naming the same object (seed 000's same upload recorded twice).
       await w.db.db.sql`insert into uploads (id, user_id, filename, storage, file_key, file_size)
@@ -101,11 +123,11 @@ describe('files move (local driver)', () => {
       const [reset] = await w.db.db.sql`select count(*)::int as n from file_moves where source_store = 's3' and status = 'migrated'`;
       expect(reset!.n).toBe(13);
     } finally {
-      await w.db.drop();
+      await dispose(w);
     }
   });
 
-  it('a target that fails is retried with backoff, then failed; a re-run finishes', async () => {
+  it.runIf(on === 'local-driver')('a target that fails is retried with backoff, then failed; a re-run finishes', async () => {
     const w = await world(tmp, 4, () => 1000);
     try {
       // The target's root is a file: every put fails (ENOTDIR) until it is a directory again.
@@ -126,12 +148,12 @@ describe('files move (local driver)', () => {
       const [done] = await w.db.db.sql`select count(*)::int as n from file_moves where status = 'migrated' and error_message is null`;
       expect(done!.n).toBe(4);
     } finally {
-      await w.db.drop();
+      await dispose(w);
     }
   });
 
   it('kill -9 mid-move, then a re-run: every object once at the target, no row naming a missing object', async () => {
-    const w = await world(tmp, 150, () => 20_000 + Math.floor(Math.random() * 60_000));
+    const w = await world(tmp, 150, () => 20_000 + Math.floor(Math.random() * 60_000), on);
     try {
       const task = JSON.stringify({ dbUrl: w.db.url, sourceDataDir: w.dataDir, target: w.spec, concurrency: 2 });
       const child = spawn(process.execPath, [CHILD, task], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -168,7 +190,44 @@ describe('files move (local driver)', () => {
         .sql`select count(*)::int as n, count(distinct record_id)::int as d from file_moves where status = 'migrated'`;
       expect(log).toEqual({ n: 150, d: 150 });
     } finally {
-      await w.db.drop();
+      await dispose(w);
+    }
+  });
+});
+
+describe('files move to S3 when S3 goes away', () => {
+  it('objects are retried, then failed; once S3 is back a re-run finishes every one', async () => {
+    const w = await world(tmp, 20, () => 5000, 's3');
+    try {
+      let stopped: Promise<void> | undefined;
+      const first = await moveFiles({
+        db: w.db.db,
+        from: w.source,
+        to: w.target,
+        concurrency: 1,
+        attempts: 2,
+        backoffMs: 20,
+        onProgress: (p) => {
+          if (p.objects >= 5 && !stopped) stopped = s3!.stop();
+        },
+      });
+      await stopped;
+      expect(first.migrated).toBeGreaterThanOrEqual(5);
+      expect(first.failed).toBeGreaterThan(0);
+      expect(first.migrated + first.failed).toBe(20);
+      const failed = await w.db.db.sql<{ attempts: number; error_message: string }[]>`
+        select attempts, error_message from file_moves where status = 'failed'`;
+      expect(failed).toHaveLength(first.failed);
+      for (const row of failed) expect(row.attempts).toBe(2);
+      expect(await rowsAt(w.db, 's3')).toBe(first.migrated);
+
+      await s3!.start();
+      const resumed = await moveFiles({ db: w.db.db, from: w.source, to: w.target, concurrency: 2 });
+      expect(resumed).toMatchObject({ selected: first.failed, migrated: first.failed, failed: 0 });
+      expect(await rowsAt(w.db, 's3')).toBe(20);
+      expect(await reconcileStore({ db: w.db.db, store: w.target, graceMs: 0 })).toMatchObject({ ok: true, objects: 20 });
+    } finally {
+      await dispose(w);
     }
   });
 });
