@@ -14,6 +14,7 @@ const COMMANDS: Array<() => Promise<{ register: (program: Command) => void }>> =
   () => import('./commands/sample-data.ts'),
   () => import('./commands/jobs.ts'),
   () => import('./commands/audit.ts'),
+  () => import('./commands/files.ts'),
 ];
 
 export function buildProgram(): Command {

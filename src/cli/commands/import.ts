@@ -5,6 +5,7 @@ import { isValidUserId } from '../../domain/ids.ts';
 import { formatBytes } from '../../domain/limits.ts';
 import { isTimeZone } from '../../formats/forms-common.ts';
 import { DEFAULT_INLINE_WARN_BYTES } from '../../formats/forms-submission.ts';
+import { PgFerryError } from '../../errors.ts';
 import { writeBackup } from '../../transfer/backup.ts';
 import type { ImportSummary } from '../../transfer/import.ts';
 import { allKinds, kindNamed, kindNames, selectKinds } from '../../transfer/kinds/index.ts';
@@ -18,6 +19,7 @@ import { formatTable, peakRssMb, perSecond, seconds, terminalSafe } from '../../
 import { checkTargetUrl, lockImport, openTarget } from '../../transfer/target.ts';
 import { type EngineResult, runInWorker } from '../../transfer/worker.ts';
 import { action, EXIT, makeContext } from '../context.ts';
+import { addUploadsStoreOptions, importUploadsStoreCommand, type UploadsStoreFlags } from './uploads-store.ts';
 
 /** Exit code of a run stopped with Ctrl-C (128 + SIGINT), as shells report it. */
 export const EXIT_INTERRUPTED = 130;
@@ -124,7 +126,7 @@ export function parseUser(value: string): string {
   return value;
 }
 
-interface ImportFlags extends FormsFlags {
+interface ImportFlags extends FormsFlags, UploadsStoreFlags {
   from: string;
   to?: string;
   only?: string[];
@@ -160,6 +162,8 @@ Examples:
 
   # the forms app's generated/ tree (submissions/, jobs/), written by a server in Dubai
   pgferry import --from ./generated --only submissions,jobs --source-timezone Asia/Dubai
+  # seed 000's upload store, with its files checked and linked into DATA_DIR/files
+  pgferry import --uploads-store ./user_uploads_store.json --files-root ./app
 
 Re-running is safe: unchanged records are skipped, edited ones replaced. If the
 run is interrupted (Ctrl-C, a crash, kill -9), run the same command again.
@@ -170,9 +174,12 @@ export function register(program: Command): void {
   const command = program
     .command('import')
     .description(
-      "Import the apps' JSON files (chat: conversations, usage; forms: submissions, jobs) into PostgreSQL: every record imported or reported",
+      "Import the apps' JSON files (chat: conversations, usage; forms: submissions, jobs; seed 000's upload store) into PostgreSQL: every record imported or reported",
     )
-    .requiredOption('--from <dir>', "the app's data directory (holds conversations/ and usage/, or the forms app's submissions/ and jobs/)")
+    .option(
+      '--from <dir>',
+      "the app's data directory (holds conversations/ and usage/, or the forms app's submissions/ and jobs/); required unless --uploads-store",
+    )
     .option('--to <url>', 'PostgreSQL URL, or "embedded" (default: DATABASE_URL)')
     .option('--only <kinds>', `import only these kinds: ${kindNames().join(',')}`, parseKinds)
     .option('--default-user <id>', 'owner of conversations in the single-user layout (conversations/<id>.json)', parseUser)
@@ -185,9 +192,10 @@ export function register(program: Command): void {
     .addOption(
       new Option('--load-method <method>', 'how batches are written (benchmarking)').choices(LOAD_METHODS).default('copy').hideHelp(),
     );
+  addUploadsStoreOptions(command, 'import');
   addFormsOptions(addLimitOptions(command))
     .addHelpText('after', EXAMPLES)
-    .action(action((flags: ImportFlags) => importCommand(flags)));
+    .action(action((flags: ImportFlags) => importSources(flags)));
 }
 
 /**
@@ -202,6 +210,17 @@ export async function prepareTransfer(flags: { from: string; to?: string; report
   const url = checkTargetUrl(ctx.config.databaseUrl);
   if (flags.report) await checkWritable(flags.report);
   return { root, ctx, url };
+}
+
+/** `--from DIR` (the per-file kinds), `--uploads-store FILE` (seed 000's store), or both in turn. */
+async function importSources(flags: ImportFlags): Promise<number> {
+  if (flags.from === undefined && flags.uploadsStore === undefined)
+    throw new PgFerryError('CONFIG_ERROR', 'import: expected --from DIR, --uploads-store FILE, or both');
+  if (flags.filesRoot !== undefined && flags.uploadsStore === undefined)
+    throw new PgFerryError('CONFIG_ERROR', '--files-root needs --uploads-store');
+  const code = flags.from === undefined ? EXIT.OK : await importCommand(flags);
+  if (flags.uploadsStore === undefined || code === EXIT_INTERRUPTED) return code;
+  return Math.max(code, await importUploadsStoreCommand(flags));
 }
 
 async function importCommand(flags: ImportFlags): Promise<number> {

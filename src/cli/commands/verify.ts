@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import { PgFerryError } from '../../errors.ts';
 import { kindNames } from '../../transfer/kinds/index.ts';
 import { ProgressDisplay } from '../../transfer/progress.ts';
 import { formatTable, peakRssMb, perSecond, seconds, terminalSafe } from '../../transfer/summary.ts';
@@ -17,8 +18,9 @@ import {
   parseUser,
   prepareTransfer,
 } from './import.ts';
+import { addUploadsStoreOptions, type UploadsStoreFlags, verifyUploadsStoreCommand } from './uploads-store.ts';
 
-interface VerifyFlags extends FormsFlags {
+interface VerifyFlags extends FormsFlags, UploadsStoreFlags {
   from: string;
   to?: string;
   only?: string[];
@@ -45,16 +47,26 @@ export function register(program: Command): void {
   const command = program
     .command('verify')
     .description('Prove the database holds exactly what the JSON files hold (canonical content hash per record)')
-    .requiredOption('--from <dir>', "the app's data directory (holds conversations/ and usage/)")
+    .option('--from <dir>', "the app's data directory (holds conversations/ and usage/); required unless --uploads-store")
     .option('--to <url>', 'PostgreSQL URL, or "embedded" (default: DATABASE_URL)')
     .option('--only <kinds>', `verify only these kinds: ${kindNames().join(',')}`, parseKinds)
     .option('--default-user <id>', 'as given to import, for the single-user layout', parseUser)
     .option('--report <file>', 'write every difference as JSON Lines {kind, file, record, problem, reason}')
     .option('--batch <n>', 'records compared per query', parseCount('--batch', 1, 100_000), 500)
     .option('--jobs <n>', 'batches compared at once', parseCount('--jobs', 1, 32), 2);
+  addUploadsStoreOptions(command, 'verify');
   addFormsOptions(addLimitOptions(command))
     .addHelpText('after', EXAMPLES)
-    .action(action((flags: VerifyFlags) => verifyCommand(flags)));
+    .action(action((flags: VerifyFlags) => verifySources(flags)));
+}
+
+/** `--from DIR`, `--uploads-store FILE`, or both in turn. */
+async function verifySources(flags: VerifyFlags): Promise<number> {
+  if (flags.from === undefined && flags.uploadsStore === undefined)
+    throw new PgFerryError('CONFIG_ERROR', 'verify: expected --from DIR, --uploads-store FILE, or both');
+  const code = flags.from === undefined ? EXIT.OK : await verifyCommand(flags);
+  if (flags.uploadsStore === undefined) return code;
+  return Math.max(code, await verifyUploadsStoreCommand(flags));
 }
 
 async function verifyCommand(flags: VerifyFlags): Promise<number> {
