@@ -5,6 +5,7 @@ import { PgFerryError } from '../errors.ts';
 import { createLogger, type Logger, redactSecrets, redactUrl } from '../log.ts';
 import { Migrator } from '../schema/migrator.ts';
 import { createJsonStore } from './json/index.ts';
+import { createModesStore, storeModes } from './modes/index.ts';
 import { createPostgresStore } from './postgres/index.ts';
 import type { Clock, Store } from './types.ts';
 
@@ -35,19 +36,12 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
   const config = loadConfig(options.env ?? process.env, options.config ?? {});
   const logger = options.logger ?? createLogger({ level: config.logLevel });
 
-  if (!config.databaseUrl || config.storageMode === 'json') {
+  const modes = Object.values(storeModes(config));
+  if (!config.databaseUrl || modes.every((mode) => mode === 'json')) {
     logger.info({ backend: 'json', mode: 'json', dataDir: config.dataDir }, 'storage: JSON files (single host)');
     return openJson(config, logger, options.clock);
   }
-  if (config.storageMode === 'dual' || config.storageMode === 'postgres-fallback') {
-    throw new PgFerryError(
-      'CONFIG_ERROR',
-      `STORAGE_MODE: "${config.storageMode}" (cutover phases) is not available in this version; use "json" or "postgres"`,
-      {
-        variable: 'STORAGE_MODE',
-      },
-    );
-  }
+  const cutover = modes.some((mode) => mode !== 'postgres');
 
   let db: Database;
   let stopEmbedded: () => Promise<void>;
@@ -80,7 +74,14 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
     },
     'storage: PostgreSQL',
   );
-  const store = createPostgresStore({ db, tierLimits: config.tierLimits, logger, clock: options.clock, ownsDb: true });
+  const postgresStore = createPostgresStore({ db, tierLimits: config.tierLimits, logger, clock: options.clock, ownsDb: true });
+  let store: Store = postgresStore;
+  if (cutover) {
+    // Phases 1-3 of the cutover, or per-repository modes: both stores, composed (store/modes/).
+    const json = openJson(config, logger, options.clock);
+    store = await createModesStore({ config, json, postgres: postgresStore, db, logger });
+    logger.info({ modes: storeModes(config), shadowReadRate: config.shadowReadRate }, 'storage: cutover modes');
+  }
   const close = store.close.bind(store);
   return Object.assign(store, {
     close: async () => {

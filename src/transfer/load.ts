@@ -140,15 +140,21 @@ export class Loader {
   }
 
   /** Load one batch of a kind's records (and log its rejections), in one transaction. */
-  async batch(kind: KindDescriptor, records: readonly KindRecord[], rejections: readonly Rejection[]): Promise<BatchResult> {
+  async batch(kind: KindDescriptor, batch: readonly KindRecord[], rejections: readonly Rejection[]): Promise<BatchResult> {
+    let records = batch;
     if (this.dryRun) return this.decideOnly(kind, records);
     return this.db.transaction(`import.${kind.name}`, async (tx) => {
+      // First claim the records' versions: a record someone wrote from a newer read is left as it is.
+      const older = await claimVersions(tx, kind, records);
+      const current = older.size === 0 ? records : records.filter((r) => !older.has(r.key));
       const prior = await this.prior(
         tx,
         kind,
-        records.map((r) => r.key),
+        current.map((r) => r.key),
       );
-      const { decisions, result } = decide(records, prior);
+      const { decisions, result } = decide(current, prior);
+      result.unchanged += records.length - current.length;
+      records = current;
       const changed = records.filter((_, i) => decisions[i] !== 'unchanged');
       if (changed.length > 0) {
         const replaced = changed.filter((r) => prior.get(r.key)?.present).map((r) => r.key);
@@ -220,6 +226,31 @@ export class Loader {
          or import_log.source is distinct from excluded.source
          or (excluded.status <> 'rejected' and import_log.content_hash is distinct from excluded.content_hash)`;
   }
+}
+
+/**
+ * "Apply only if newer" (schema 0004, transfer/version.ts): claim each
+ * versioned record's import_log row with its version, in the batch's
+ * transaction. The claim takes the row's lock until commit, so concurrent
+ * writers of one record (import, sync, the dual-write mirror) run one after
+ * the other, and each writes only when its version is newer than the stored
+ * one — compared in the same statement. Keys are claimed in key order, so two
+ * batches never wait for each other crosswise. Returns the keys that lost
+ * (their stored version is newer: leave them as they are).
+ */
+export async function claimVersions(tx: TransactionSql, kind: KindDescriptor, records: readonly KindRecord[]): Promise<Set<string>> {
+  const versioned = records.filter((r) => r.version !== undefined).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  if (versioned.length === 0) return new Set();
+  const won = await tx<{ key: string }[]>`
+    insert into import_log (kind, record_key, source, status, source_version)
+    select ${kind.logKind}, key, source, 'inserted', version from unnest(
+      ${versioned.map((r) => r.key)}::text[], ${versioned.map((r) => r.file)}::text[], ${versioned.map((r) => r.version!)}::int8[]
+    ) with ordinality as t(key, source, version, n) order by n
+    on conflict (kind, record_key) do update set source_version = excluded.source_version
+     where import_log.source_version is null or import_log.source_version < excluded.source_version
+    returning record_key as key`;
+  const claimed = new Set(won.map((row) => row.key));
+  return new Set(versioned.filter((r) => !claimed.has(r.key)).map((r) => r.key));
 }
 
 /** Child rows (a conversation's messages) of these records, for the summaries' "messages" figure. */
