@@ -114,9 +114,12 @@ async function deleteIfNewer(db: Database, kind: KindDescriptor, gone: KindRecor
     const keys = gone.filter((r) => !older.has(r.key)).map((r) => r.key);
     if (keys.length === 0) return 0;
     await kind.load.prune(tx, keys);
+    // The deletion's version is kept, so an import that read the file before it was removed cannot bring it back.
+    const versions = gone.filter((r) => keys.includes(r.key)).map((r) => r.version!);
     await tx`
-      update import_log set status = 'pruned', content_hash = null, error = null, imported_at = now()
-       where kind = ${kind.logKind} and record_key = any(${keys}::text[])`;
+      update import_log l set status = 'pruned', content_hash = null, error = null, imported_at = now(), source_version = g.version
+        from unnest(${keys}::text[], ${versions}::int8[]) as g(key, version)
+       where l.kind = ${kind.logKind} and l.record_key = g.key`;
     return keys.length;
   });
 }
