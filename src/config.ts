@@ -54,6 +54,8 @@ export interface Config {
   /** Per-repository overrides of `storageMode` (STORAGE_<NAME>); see `modeOf`. */
   repositoryModes: Partial<Record<RepositoryName, StorageMode>>;
   onDbUnavailable: 'fail' | 'fallback';
+  /** Share of reads (0..1) that dual / postgres-fallback also run on the other store and compare (SHADOW_READ_RATE). */
+  shadowReadRate: number;
   autoMigrate: boolean;
   pool: { max: number; idleSeconds: number; connectTimeoutSeconds: number };
   statementTimeoutMs: number;
@@ -140,6 +142,14 @@ function readInt(env: Env, name: string, fallback: number, min: number, max: num
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < min || value > max) fail(name, `an integer from ${min} to ${max}`, raw);
+  return value;
+}
+
+function readRate(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0 || value > 1) fail(name, 'a number from 0 to 1 (e.g. 0.01 for 1% of reads)', raw);
   return value;
 }
 
@@ -238,6 +248,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     storageMode: readEnum(env, 'STORAGE_MODE', STORAGE_MODES, databaseUrl ? 'postgres' : 'json'),
     repositoryModes: readRepositoryModes(env),
     onDbUnavailable: readEnum(env, 'ON_DB_UNAVAILABLE', ['fail', 'fallback'] as const, production ? 'fail' : 'fallback'),
+    shadowReadRate: readRate(env, 'SHADOW_READ_RATE', 0),
     autoMigrate: readBool(env, 'AUTO_MIGRATE', true),
     pool: {
       max: readInt(env, 'DB_POOL_MAX', 15, 1, 1000),
@@ -309,6 +320,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     storageMode: config.storageMode,
     repositoryModes: config.repositoryModes,
     onDbUnavailable: config.onDbUnavailable,
+    shadowReadRate: config.shadowReadRate,
     autoMigrate: config.autoMigrate,
     pool: config.pool,
     statementTimeoutMs: config.statementTimeoutMs,

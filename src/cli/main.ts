@@ -15,6 +15,7 @@ const COMMANDS: Array<() => Promise<{ register: (program: Command) => void }>> =
   () => import('./commands/jobs.ts'),
   () => import('./commands/audit.ts'),
   () => import('./commands/files.ts'),
+  () => import('./commands/cutover.ts'),
 ];
 
 export function buildProgram(): Command {

@@ -10,6 +10,7 @@ import { createContext } from './json/context.ts';
 import { jsonFormsBackends } from './json/forms.ts';
 import { createJsonStore } from './json/index.ts';
 import { postgresFormsBackends } from './postgres/forms.ts';
+import { createModesStore, storeModes } from './modes/index.ts';
 import { createPostgresStore } from './postgres/index.ts';
 import { type BackendName, type Clock, type Store, systemClock } from './types.ts';
 
@@ -41,19 +42,12 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const forms = formsModesOf(config);
 
-  if (!config.databaseUrl || (config.storageMode === 'json' && !Object.values(forms).includes('postgres'))) {
+  const modes = Object.values(storeModes(config));
+  if (!config.databaseUrl || (modes.every((mode) => mode === 'json') && !Object.values(forms).includes('postgres'))) {
     logger.info({ backend: 'json', mode: 'json', dataDir: config.dataDir }, 'storage: JSON files (single host)');
     return openJson(config, logger, options.clock);
   }
-  if (config.storageMode === 'dual' || config.storageMode === 'postgres-fallback') {
-    throw new PgFerryError(
-      'CONFIG_ERROR',
-      `STORAGE_MODE: "${config.storageMode}" (cutover phases) is not available in this version; use "json" or "postgres"`,
-      {
-        variable: 'STORAGE_MODE',
-      },
-    );
-  }
+  const cutover = modes.some((mode) => mode !== 'postgres');
 
   let db: Database;
   let stopEmbedded: () => Promise<void>;
@@ -86,16 +80,19 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
     },
     'storage: PostgreSQL',
   );
-  const base =
-    config.storageMode === 'json'
-      ? openJson(config, logger, options.clock)
-      : createPostgresStore({ db, tierLimits: config.tierLimits, logger, clock: options.clock });
+  const postgresStore = createPostgresStore({ db, tierLimits: config.tierLimits, logger, clock: options.clock, ownsDb: true });
+  let base: Store = postgresStore;
+  if (cutover) {
+    // Phases 1-3 of the cutover, or per-repository modes: both stores, composed (store/modes/).
+    const json = openJson(config, logger, options.clock);
+    base = await createModesStore({ config, json, postgres: postgresStore, db, logger });
+    logger.info({ modes: storeModes(config), shadowReadRate: config.shadowReadRate }, 'storage: cutover modes');
+  }
   const store = withFormsModes(base, forms, { config, db, logger, clock: options.clock });
   const close = store.close.bind(store);
   return Object.assign(store, {
     close: async () => {
       await close();
-      await db.close();
       await stopEmbedded();
     },
   });

@@ -65,6 +65,8 @@ interface LogRow {
   hash: string | null;
   status: string;
   error: string | null;
+  /** The version written (apply only if newer); null keeps the stored one. */
+  version: number | null;
 }
 
 /**
@@ -140,15 +142,21 @@ export class Loader {
   }
 
   /** Load one batch of a kind's records (and log its rejections), in one transaction. */
-  async batch(kind: KindDescriptor, records: readonly KindRecord[], rejections: readonly Rejection[]): Promise<BatchResult> {
+  async batch(kind: KindDescriptor, batch: readonly KindRecord[], rejections: readonly Rejection[]): Promise<BatchResult> {
+    let records = batch;
     if (this.dryRun) return this.decideOnly(kind, records);
     return this.db.transaction(`import.${kind.name}`, async (tx) => {
+      // First claim the records' versions: a record someone wrote from a newer read is left as it is.
+      const older = await claimVersions(tx, kind, records);
+      const current = older.size === 0 ? records : records.filter((r) => !older.has(r.key));
       const prior = await this.prior(
         tx,
         kind,
-        records.map((r) => r.key),
+        current.map((r) => r.key),
       );
-      const { decisions, result } = decide(records, prior);
+      const { decisions, result } = decide(current, prior);
+      result.unchanged += records.length - current.length;
+      records = current;
       const changed = records.filter((_, i) => decisions[i] !== 'unchanged');
       if (changed.length > 0) {
         const replaced = changed.filter((r) => prior.get(r.key)?.present).map((r) => r.key);
@@ -205,21 +213,60 @@ export class Loader {
     // A rejection keeps the hash of what is loaded (the last good version);
     // rows identical to what is logged are not rewritten, so a re-run writes nothing.
     await tx`
-      insert into import_log (kind, record_key, source, content_hash, status, error)
+      insert into import_log (kind, record_key, source, content_hash, status, error, source_version)
       select ${kind.logKind}, * from unnest(
         ${col((r) => r.key)}::text[], ${col((r) => r.source)}::text[], ${col((r) => r.hash)}::text[],
-        ${col((r) => r.status)}::text[], ${col((r) => r.error)}::text[])
+        ${col((r) => r.status)}::text[], ${col((r) => r.error)}::text[], ${col((r) => r.version)}::int8[])
       on conflict (kind, record_key) do update set
         source = excluded.source,
         content_hash = case when excluded.status = 'rejected' then import_log.content_hash else excluded.content_hash end,
         status = excluded.status,
         error = excluded.error,
+        source_version = coalesce(excluded.source_version, import_log.source_version),
         imported_at = now()
       where import_log.status is distinct from excluded.status
          or import_log.error is distinct from excluded.error
          or import_log.source is distinct from excluded.source
-         or (excluded.status <> 'rejected' and import_log.content_hash is distinct from excluded.content_hash)`;
+         or (excluded.status <> 'rejected' and import_log.content_hash is distinct from excluded.content_hash)
+         or excluded.source_version > import_log.source_version`;
   }
+}
+
+/**
+ * "Apply only if newer" (schema 0004, transfer/version.ts): lock the import_log
+ * rows of the batch's versioned records (creating a placeholder for a new
+ * record, which writeLog fills in), in key order, and compare each stored
+ * version with the record's. The row locks last until the batch commits, so
+ * concurrent writers of one record (import, sync, the dual-write mirror) run
+ * one after the other, and each sees the version the previous one stored.
+ * Returns the keys that lose: someone wrote them from a newer read. A written
+ * record stores its version with its log row (writeLog); an unchanged one
+ * keeps the stored version, so a re-run writes nothing at all.
+ */
+export async function claimVersions(tx: TransactionSql, kind: KindDescriptor, records: readonly KindRecord[]): Promise<Set<string>> {
+  const versioned = records.filter((r) => r.version !== undefined).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  if (versioned.length === 0) return new Set();
+  const keys = versioned.map((r) => r.key);
+  await tx`
+    insert into import_log (kind, record_key, source, status)
+    select ${kind.logKind}, key, source, 'inserted'
+      from unnest(${keys}::text[], ${versioned.map((r) => r.file)}::text[]) with ordinality as t(key, source, n)
+     order by n
+    on conflict (kind, record_key) do nothing`;
+  const stored = await tx<{ key: string; version: number | null }[]>`
+    select record_key as key, source_version as version from import_log
+     where kind = ${kind.logKind} and record_key = any(${keys}::text[])
+     order by record_key
+       for update`;
+  const storedVersion = new Map(stored.map((row) => [row.key, row.version]));
+  return new Set(
+    versioned
+      .filter((r) => {
+        const version = storedVersion.get(r.key);
+        return version !== null && version !== undefined && version >= r.version!;
+      })
+      .map((r) => r.key),
+  );
 }
 
 /** Child rows (a conversation's messages) of these records, for the summaries' "messages" figure. */
@@ -246,7 +293,7 @@ function decide(
 
 /** import_log rows of a batch: changed records, unchanged ones whose log row is stale, and rejections (one row per key). */
 function logRows(
-  records: readonly { key: string; hash: string; file: string }[],
+  records: readonly { key: string; hash: string; file: string; version?: number }[],
   decisions: readonly Decision[],
   prior: Map<string, Prior>,
   rejections: readonly Rejection[],
@@ -256,13 +303,21 @@ function logRows(
     const decision = decisions[i]!;
     const p = prior.get(r.key);
     if (decision === 'unchanged' && p?.status !== 'rejected' && p?.status !== 'pruned' && p?.source === r.file) return;
-    rows.set(r.key, { key: r.key, source: r.file, hash: r.hash, status: decision, error: null });
+    const version = decision === 'unchanged' ? null : (r.version ?? null);
+    rows.set(r.key, { key: r.key, source: r.file, hash: r.hash, status: decision, error: null, version });
   });
   for (const rejection of rejections) {
     const key = rejection.key ?? `file:${rejection.file}`;
     // One row per key: the copies of a duplicated id share it (and their reason names them all).
     if (rows.has(key)) continue;
-    rows.set(key, { key, source: rejection.source ?? rejection.file, hash: null, status: 'rejected', error: rejection.reason });
+    rows.set(key, {
+      key,
+      source: rejection.source ?? rejection.file,
+      hash: null,
+      status: 'rejected',
+      error: rejection.reason,
+      version: null,
+    });
   }
   return [...rows.values()];
 }

@@ -158,8 +158,11 @@ export async function* readRecordsHere(
       continue;
     }
     if (duplicate) prepared.warnings.unshift(duplicate.reason);
-    if (prepared.ok) yield { kind: file.kind, file, record: prepared.record, warnings: prepared.warnings };
-    else yield reject(prepared.key, prepared.reason, prepared.warnings);
+    if (prepared.ok) {
+      // "Apply only if newer" (version.ts): the load claims the record with the instant it was read.
+      if (read.readAtUs !== undefined) prepared.record.version = read.readAtUs;
+      yield { kind: file.kind, file, record: prepared.record, warnings: prepared.warnings };
+    } else yield reject(prepared.key, prepared.reason, prepared.warnings);
   }
 }
 

@@ -6,6 +6,7 @@ import { PgFerryError } from '../errors.ts';
 import { mapOrdered } from './concurrency.ts';
 import type { KindDescriptor, KindScan, WalkEntry } from './kinds/types.ts';
 import { DEFAULT_MAX_FILE_SIZE, tooLargeReason } from './limits.ts';
+import { sourceVersionNow } from './version.ts';
 
 /**
  * The source tree as the engine sees it: the kinds' files as a list of paths
@@ -267,6 +268,8 @@ export interface ReadResult {
   file: SourceFile;
   /** The file's modification time (a record may default a timestamp to it). */
   mtimeMs: number;
+  /** The record version: when the read began (transfer/version.ts). */
+  readAtUs?: number;
   /** The decoded text, or undefined when `error` is set. */
   text?: string;
   error?: string;
@@ -293,7 +296,9 @@ class ReadBuffers {
   }
 }
 
-type RawRead = { file: SourceFile; mtimeMs: number; buffer: Buffer; length: number } | { file: SourceFile; mtimeMs: number; error: string };
+type RawRead =
+  | { file: SourceFile; mtimeMs: number; readAtUs?: number; buffer: Buffer; length: number }
+  | { file: SourceFile; mtimeMs: number; error: string };
 
 /** Bytes of files being read ahead of the one being parsed (a larger file is read alone). */
 const READ_AHEAD_BYTES = 16 * 1024 * 1024;
@@ -318,6 +323,7 @@ export async function* readSourceFiles(
     if (file.size > maxFileSize) return { file, mtimeMs: 0, error: tooLarge(file.size) };
     let mtimeMs = 0;
     let buffer: Buffer | undefined;
+    const readAtUs = sourceVersionNow();
     try {
       const handle = await fs.open(sourcePath(root, file), 'r');
       try {
@@ -332,7 +338,7 @@ export async function* readSourceFiles(
           if (bytesRead === 0) break;
           length += bytesRead;
         }
-        return { file, mtimeMs, buffer, length };
+        return { file, mtimeMs, readAtUs, buffer, length };
       } finally {
         await handle.close();
       }
@@ -358,7 +364,7 @@ export async function* readSourceFiles(
  * again strictly, to tell a real U+FFFD from invalid bytes. A text longer than
  * V8's largest string (about 512 M characters) is an error of that file.
  */
-function decode(read: RawRead & { buffer: Buffer; length: number }): ReadResult {
+function decode(read: Extract<RawRead, { buffer: Buffer }>): ReadResult {
   const bytes = read.buffer.subarray(0, read.length);
   const failed = (error: string): ReadResult => ({ file: read.file, mtimeMs: read.mtimeMs, error });
   let text: string;
@@ -367,9 +373,9 @@ function decode(read: RawRead & { buffer: Buffer; length: number }): ReadResult 
   } catch {
     return failed(`file is ${formatBytes(read.length)}: too large to hold as text`);
   }
-  if (!text.includes('\ufffd')) return { file: read.file, mtimeMs: read.mtimeMs, text };
+  if (!text.includes('\ufffd')) return { file: read.file, mtimeMs: read.mtimeMs, readAtUs: read.readAtUs, text };
   try {
-    return { file: read.file, mtimeMs: read.mtimeMs, text: utf8.decode(bytes) };
+    return { file: read.file, mtimeMs: read.mtimeMs, readAtUs: read.readAtUs, text: utf8.decode(bytes) };
   } catch {
     return failed('file is not valid UTF-8');
   }

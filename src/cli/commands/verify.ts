@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { PgFerryError } from '../../errors.ts';
+import { recordVerifyRun } from '../../cutover/status.ts';
 import { kindNames } from '../../transfer/kinds/index.ts';
 import { ProgressDisplay } from '../../transfer/progress.ts';
 import { formatTable, peakRssMb, perSecond, seconds, terminalSafe } from '../../transfer/summary.ts';
@@ -73,6 +74,7 @@ async function verifyCommand(flags: VerifyFlags): Promise<number> {
   const { root, ctx, url } = await prepareTransfer(flags);
   const target = await openTarget({ url, config: ctx.config, logger: ctx.logger, connections: 1, migrate: false });
   const progress = new ProgressDisplay({ label: 'verify', tty: process.stderr.isTTY === true, logger: ctx.logger });
+  const startedAt = new Date();
   try {
     const { summary, problems: report } = await runInWorker(
       {
@@ -91,6 +93,14 @@ async function verifyCommand(flags: VerifyFlags): Promise<number> {
       { onStart: (totals) => progress.start(totals.records, totals.bytes), onProgress: (state) => progress.update(state) },
     );
     progress.stop();
+    // For `pgferry cutover status` ("verify is 3 days old").
+    await recordVerifyRun(target.db, {
+      source: root,
+      kinds: Object.keys(summary.kinds),
+      clean: summary.ok,
+      summary: summary.kinds,
+      startedAt,
+    });
     // A kind with nothing on either side is left out unless --only names it.
     const shown = Object.entries(summary.kinds).filter(([kind, c]) => flags.only?.includes(kind) || Object.values(c).some((n) => n > 0));
     const rows = shown.map(([kind, c]) => [kind, c.source, c.matched, c.missing, c.different, c.extra, c.unreadable]);

@@ -111,6 +111,12 @@ export interface KindRecord {
   /** Canonical content hash (import_log.content_hash; what verify compares). */
   hash: string;
   /**
+   * When the source file was read (transfer/version.ts): the load writes the
+   * record only when no newer version of it was written (import_log.source_version).
+   * Set by the engine, not by the kind; absent: written unconditionally.
+   */
+  version?: number;
+  /**
    * Encoded load data, if the kind encodes at read time. A Buffer of up to
    * BufferPool.CHUNK (1 MiB) may be a view of a scratch buffer: the engine
    * copies it (into the batch's pooled chunks, or before sending it across

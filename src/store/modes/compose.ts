@@ -1,0 +1,101 @@
+import type { RepositoryName, StorageMode } from '../../config.ts';
+import { isPgFerryError } from '../../errors.ts';
+import type { RecordRef } from './apply.ts';
+import type { Mirror } from './mirror.ts';
+import type { ShadowReads } from './shadow.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: a repository's methods have any shape; the spec names them.
+type AnyMethod = (...args: any[]) => Promise<any>;
+
+/**
+ * What the cutover needs to know about one repository — all of it, so a new
+ * repository joins the modes with one spec (specs.ts):
+ *
+ * - `writes`: each method that changes records, and which record files a call
+ *   changed (from its arguments and its answer). The mirror copies those files
+ *   to PostgreSQL through the importer's kind code (apply.ts).
+ * - `reads`: each method shadow reads compare, and the projection both stores
+ *   must agree on (ids, contents, counters; not formatting such as timestamp
+ *   precision).
+ *
+ * Methods named in neither pass through to the answering store.
+ */
+export interface RepositorySpec<R> {
+  readonly name: RepositoryName;
+  readonly writes: {
+    readonly [M in keyof R]?: R[M] extends AnyMethod ? (args: Parameters<R[M]>, answer: Awaited<ReturnType<R[M]>>) => RecordRef[] : never;
+  };
+  readonly reads: { readonly [M in keyof R]?: R[M] extends AnyMethod ? (answer: Awaited<ReturnType<R[M]>>) => unknown : never };
+}
+
+export interface ComposeParts<R> {
+  json: R;
+  postgres: R;
+  mirror: Mirror;
+  shadow: ShadowReads;
+}
+
+/**
+ * One repository in a cutover mode, composed from its JSON and PostgreSQL
+ * implementations (DESIGN section 5; seed 002 "Gradual Migration"):
+ *
+ * - `dual` (phase 1): JSON answers every call. After a write, the records it
+ *   changed are copied to PostgreSQL — or journaled when PostgreSQL fails, so
+ *   the caller never sees PostgreSQL's failure. Sampled reads also run on
+ *   PostgreSQL and are compared.
+ * - `postgres-fallback` (phase 3): PostgreSQL answers reads; a record it does
+ *   not have yet (NOT_FOUND) is read from JSON. A write runs on the JSON
+ *   record (which keeps the app's files, ids and timestamps, so a rollback to
+ *   `dual` or `json` loses nothing) and is then copied to PostgreSQL before
+ *   the call returns; when PostgreSQL refuses it the caller gets UNAVAILABLE
+ *   and the change is journaled, so PostgreSQL still converges on the files.
+ */
+export function composeRepository<R extends object>(spec: RepositorySpec<R>, mode: StorageMode, parts: ComposeParts<R>): R {
+  if (mode !== 'dual' && mode !== 'postgres-fallback') throw new Error(`composeRepository: ${mode} is not a cutover mode`);
+  const json = parts.json as Record<string, AnyMethod>;
+  const postgres = parts.postgres as Record<string, AnyMethod>;
+  const writes = spec.writes as Record<string, ((args: unknown[], answer: unknown) => RecordRef[]) | undefined>;
+  const reads = spec.reads as Record<string, ((answer: unknown) => unknown) | undefined>;
+  const composed: Record<string, AnyMethod> = {};
+  for (const method of Object.keys(json)) {
+    if (typeof json[method] !== 'function') continue;
+    const changedBy = writes[method];
+    const project = reads[method];
+    if (changedBy) composed[method] = write(method, changedBy);
+    else composed[method] = mode === 'dual' ? readDual(method, project) : readFallback(method, project);
+  }
+  return composed as R;
+
+  function write(method: string, changedBy: (args: unknown[], answer: unknown) => RecordRef[]): AnyMethod {
+    return async (...args) => {
+      const answer = await json[method]!(...args);
+      const refs = changedBy(args, answer);
+      if (mode === 'dual') await parts.mirror.changed(refs);
+      else await parts.mirror.required(refs);
+      return answer;
+    };
+  }
+
+  function readDual(method: string, project: ((answer: unknown) => unknown) | undefined): AnyMethod {
+    return async (...args) => {
+      const answer = await json[method]!(...args);
+      if (project && parts.shadow.sample()) parts.shadow.compare(spec.name, method, answer, () => postgres[method]!(...args), project);
+      return answer;
+    };
+  }
+
+  function readFallback(method: string, project: ((answer: unknown) => unknown) | undefined): AnyMethod {
+    return async (...args) => {
+      let answer: unknown;
+      try {
+        answer = await postgres[method]!(...args);
+      } catch (error) {
+        // Not backfilled yet: the JSON files still have it.
+        if (isPgFerryError(error) && error.code === 'NOT_FOUND') return json[method]!(...args);
+        throw error;
+      }
+      if (project && parts.shadow.sample()) parts.shadow.compare(spec.name, method, answer, () => json[method]!(...args), project);
+      return answer;
+    };
+  }
+}

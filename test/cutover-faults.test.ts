@@ -1,0 +1,241 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_TIER_LIMITS } from '../src/config.ts';
+import { Database } from '../src/db/database.ts';
+import { type EmbeddedServer, freePort, startEmbeddedPostgres } from '../src/db/embedded.ts';
+import { createLogger } from '../src/log.ts';
+import { Migrator } from '../src/schema/migrator.ts';
+import { createJsonStore } from '../src/store/json/index.ts';
+import { Journal, type ModesStore } from '../src/store/modes/index.ts';
+import { openStore } from '../src/store/open.ts';
+import { runImport } from '../src/transfer/import.ts';
+import { allKinds } from '../src/transfer/kinds/index.ts';
+import { resolveSourceRoot } from '../src/transfer/source.ts';
+import { runVerify } from '../src/transfer/verify.ts';
+import { createTestDatabase } from './helpers/db.ts';
+
+/**
+ * The cutover's fault tests (issue 12, item 8; item 4):
+ * - dual mode with PostgreSQL stopped under a write load: no caller sees an
+ *   error; the journal drains once it is back; verify is clean;
+ * - an app process killed with SIGKILL mid-journal: the next start replays
+ *   it; nothing acknowledged is lost, nothing is applied twice;
+ * - an import racing a stream of dual writes on the same records: verify is
+ *   clean with no second pass (writes apply only if newer).
+ *
+ * The outage lasts PGFERRY_OUTAGE_S seconds (default 10, the issue says 30):
+ * what is tested is the switch to the journal and back, which a longer outage
+ * only repeats; the two cores of CI are shared. PGFERRY_OUTAGE_S=30 runs the issue's figure.
+ */
+
+const OUTAGE_S = Number(process.env.PGFERRY_OUTAGE_S ?? 10);
+const UNLIMITED = '{"free":{"daily":null,"monthly":null}}';
+const silent = createLogger({ level: 'silent' });
+const REPO = path.resolve(import.meta.dirname, '..');
+
+async function verifyClean(root: string, url: string) {
+  const db = new Database({ url, pool: { max: 2, idleSeconds: 5, connectTimeoutSeconds: 10 } });
+  try {
+    const summary = await runVerify({ root, db, kinds: ['conversations', 'usage'], readers: 0 });
+    return summary;
+  } finally {
+    await db.close();
+  }
+}
+
+async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+describe('cutover on a PostgreSQL that stops', () => {
+  let dir = '';
+  let clusterDir = '';
+  let port = 0;
+  let pg: EmbeddedServer | undefined;
+  let url = '';
+  const startDatabase = async () => {
+    pg = await startEmbeddedPostgres({ clusterDir, port, persistent: true });
+    url = pg.url;
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pgferry-cutover-'));
+    await chmod(dir, 0o755); // PostgreSQL runs as `postgres` when tests run as root
+    clusterDir = path.join(dir, 'cluster');
+    port = await freePort();
+    await startDatabase();
+    const db = new Database({ url });
+    await new Migrator(db.sql, { logger: silent }).up();
+    await db.close();
+  }, 180_000);
+  afterAll(async () => {
+    await pg?.stop();
+    await rm(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it(`dual: ${OUTAGE_S} s without PostgreSQL under a write load — no caller error, the journal drains, verify is clean`, async () => {
+    const dataDir = path.join(dir, 'outage-data');
+    const store = (await openStore({
+      env: { DATABASE_URL: url, DATA_DIR: dataDir, STORAGE_MODE: 'dual', DB_CONNECT_TIMEOUT_S: '2', TIER_LIMITS: UNLIMITED },
+      logger: silent,
+    })) as ModesStore;
+    const errors: unknown[] = [];
+    let writes = 0;
+    let running = true;
+    const writer = async (w: number) => {
+      const user = `writer-${w}`;
+      while (running) {
+        try {
+          const c = await store.conversations.create(user, { title: `t${writes}` });
+          await store.conversations.sendUserMessage(user, c.id, `hello ${writes}`);
+          await store.conversations.addAssistantMessage(user, c.id, { stage1: [], stage2: [], stage3: { model: 'm', response: 'r' } });
+          writes += 3;
+        } catch (error) {
+          errors.push(error);
+        }
+        await sleep(20);
+      }
+    };
+    const writers = [0, 1, 2, 3].map(writer);
+    await sleep(1500);
+    await pg!.stop();
+    const journaledBefore = store.cutover.mirror.counters.journaled;
+    await sleep(OUTAGE_S * 1000);
+    const journaledDuring = store.cutover.mirror.counters.journaled - journaledBefore;
+    await startDatabase();
+    await sleep(1500);
+    running = false;
+    await Promise.all(writers);
+
+    expect(errors).toEqual([]);
+    expect(journaledDuring).toBeGreaterThan(10);
+    await waitFor(
+      async () => !store.cutover.mirror.behind && (await store.cutover.mirror.journal.depth()) === 0,
+      60_000,
+      'the journal to drain',
+    );
+    await store.close();
+    const summary = await verifyClean(dataDir, url);
+    expect(summary.kinds.conversations!.source).toBeGreaterThan(10);
+    expect(summary.ok, JSON.stringify(summary.kinds)).toBe(true);
+  }, 180_000);
+
+  it('kill -9 of a dual-mode app mid-journal: the next start replays it; nothing lost, nothing applied twice', async () => {
+    const dataDir = path.join(dir, 'kill-data');
+    const child = spawn(
+      process.execPath,
+      [path.join(REPO, 'test/fixtures/dual-writer.ts'), JSON.stringify({ databaseUrl: url, dataDir, userId: 'killed' })],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const acked: Array<{ id: string; content: string }> = [];
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      const [word, id, ...content] = line.split(' ');
+      if (word === 'ack') acked.push({ id: id!, content: content.join(' ') });
+    });
+    try {
+      await waitFor(() => acked.length >= 20, 60_000, 'writes with PostgreSQL up');
+      await pg!.stop();
+      const before = acked.length;
+      await waitFor(() => acked.length >= before + 40, 60_000, 'writes while PostgreSQL is down');
+      killNow(child);
+    } finally {
+      killNow(child);
+    }
+    await startDatabase();
+    const pendingAtRestart = await new Journal(dataDir).depth();
+    expect(pendingAtRestart).toBeGreaterThanOrEqual(40 * 2 - 2); // two entries per round; the last may be cut
+
+    const store = (await openStore({
+      env: { DATABASE_URL: url, DATA_DIR: dataDir, STORAGE_MODE: 'dual', TIER_LIMITS: UNLIMITED },
+      logger: silent,
+    })) as ModesStore;
+    expect(store.cutover.mirror.behind).toBe(false); // replayed on open
+    expect(await store.cutover.mirror.journal.depth()).toBe(0);
+
+    const db = new Database({ url });
+    try {
+      const rows = await db.sql<{ id: string; content: string }[]>`
+        select c.id, m.content from conversations c join messages m on m.conversation_id = c.id where c.user_id = 'killed'`;
+      const inPostgres = new Set(rows.map((r) => `${r.id} ${r.content}`));
+      for (const ack of acked) expect(inPostgres.has(`${ack.id} ${ack.content}`), ack.id).toBe(true);
+      const versions = await db.sql`select id, xmin::text as x from conversations where user_id = 'killed' order by id`;
+
+      // A crash after the apply, before the journal's cursor moved: the same entries again change nothing.
+      const journal = new Journal(dataDir);
+      await journal.append(acked.map((a) => ({ kind: 'conversations', rel: `conversations/killed/${a.id}.json` })));
+      await store.cutover.mirror.drain();
+      expect(await journal.depth()).toBe(0);
+      expect(await db.sql`select id, xmin::text as x from conversations where user_id = 'killed' order by id`).toEqual(versions);
+      const [count] = await db.sql<{ n: number }[]>`
+        select count(*)::int as n from messages m join conversations c on c.id = m.conversation_id where c.user_id = 'killed'`;
+      expect(count!.n).toBe(rows.length);
+    } finally {
+      await db.close();
+      await store.close();
+    }
+    const summary = await verifyClean(dataDir, url);
+    expect(summary.ok, JSON.stringify(summary.kinds)).toBe(true);
+  }, 180_000);
+});
+
+function killNow(child: ChildProcess): void {
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+describe('import during dual writes', () => {
+  it('an import and a stream of dual writes on the same records end with verify clean, no second pass', async () => {
+    const testDb = await createTestDatabase();
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pgferry-race-'));
+    try {
+      // Records the app already has before the cutover starts.
+      const tierLimits = { ...DEFAULT_TIER_LIMITS, free: { daily: null, monthly: null } };
+      const seed = createJsonStore({ dataDir, tierLimits });
+      const ids: Array<{ user: string; id: string }> = [];
+      for (let i = 0; i < 600; i++) {
+        const user = `u${i % 10}`;
+        const c = await seed.conversations.create(user, { title: `c${i}` });
+        await seed.conversations.addUserMessage(user, c.id, `first ${i}`);
+        ids.push({ user, id: c.id });
+      }
+      await seed.close();
+
+      const store = (await openStore({
+        env: { DATABASE_URL: testDb.url, DATA_DIR: dataDir, STORAGE_MODE: 'dual', TIER_LIMITS: UNLIMITED },
+        logger: silent,
+      })) as ModesStore;
+      let importing = true;
+      let writes = 0;
+      const stream = async () => {
+        while (importing) {
+          const { user, id } = ids[Math.floor(Math.random() * ids.length)]!;
+          await store.conversations.sendUserMessage(user, id, `during import ${writes++}`);
+        }
+      };
+      const streams = [stream(), stream(), stream()];
+      const root = await resolveSourceRoot(dataDir, allKinds());
+      // One pass, small batches: the import reads files well before it commits them.
+      const imported = await runImport({ root, db: testDb.db, tierLimits, batchSize: 5, jobs: 2, logger: silent });
+      importing = false;
+      await Promise.all(streams);
+      expect(imported.kinds.conversations!.rejected).toBe(0);
+      await store.close();
+      expect(writes).toBeGreaterThan(10);
+      const summary = await verifyClean(dataDir, testDb.url);
+      expect(summary.kinds.conversations!.source).toBe(600);
+      expect(summary.ok, JSON.stringify(summary.kinds)).toBe(true);
+    } finally {
+      await testDb.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
