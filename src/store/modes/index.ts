@@ -75,6 +75,12 @@ export async function createModesStore(options: ModesStoreOptions): Promise<Mode
     backend: answering,
     mode: config.storageMode,
     ...scope,
+    // Not composed yet: the forms repositories are placed by open.ts (json or postgres each), uploads follow their mode.
+    submissions: postgres.submissions,
+    jobs: postgres.jobs,
+    uploadedFiles: postgres.uploadedFiles,
+    audit: postgres.audit,
+    uploads: modeOf(config, 'uploads') === 'json' ? json.uploads : postgres.uploads,
     idempotency: { run: (userId, key, requestHash, work) => json.idempotency.run(userId, key, requestHash, () => work(scope)) },
     cutover: { mirror, shadow, modes },
     async health(): Promise<StoreHealth> {
