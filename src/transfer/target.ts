@@ -53,7 +53,7 @@ export async function openTarget(options: {
 }
 
 /** One import at a time per database: a session advisory lock held for the run (released if the process dies). */
-const IMPORT_LOCK_KEY = 7_220_415_032;
+export const IMPORT_LOCK_KEY = 7_220_415_032;
 
 export async function lockImport(db: Database): Promise<() => Promise<void>> {
   const conn = await db.sql.reserve();
