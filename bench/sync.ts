@@ -31,9 +31,13 @@ const option = (name: string): string | undefined => {
 
 function writer(dir: string, seconds: number, rate: number): Promise<{ writes: number; deletes: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('python3', [path.join(REPO, 'test/fixtures/python/sync_writer.py'), dir, String(seconds), String(rate), '11', '100'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      'python3',
+      [path.join(REPO, 'test/fixtures/python/sync_writer.py'), dir, String(seconds), String(rate), '11', '100'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     child.stdout.on('data', (c) => {
       out += c;

