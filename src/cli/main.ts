@@ -16,6 +16,8 @@ const COMMANDS: Array<() => Promise<{ register: (program: Command) => void }>> =
   () => import('./commands/audit.ts'),
   () => import('./commands/files.ts'),
   () => import('./commands/cutover.ts'),
+  () => import('./commands/sync.ts'),
+  () => import('./commands/archive.ts'),
 ];
 
 export function buildProgram(): Command {
@@ -23,6 +25,8 @@ export function buildProgram(): Command {
     .description('Durable storage for Node.js apps: JSON files or PostgreSQL behind one API, and safe migration between them.')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
+    // A command's options are its own: `archive --to FILE` and `archive restore F --to DIR` do not mix.
+    .enablePositionalOptions()
     .exitOverride();
   program.configureOutput({ outputError: (text, write) => write(text) });
   return program;

@@ -51,6 +51,12 @@ export interface ImportOptions {
    */
   readers?: number;
   prune?: boolean;
+  /**
+   * The root holds only some of the records (`pgferry sync` stages the files
+   * that changed): records missing from it are not "gone", so the search for
+   * vanished records (a pass over import_log) is skipped.
+   */
+  partial?: boolean;
   /** Largest file and deepest nesting read (--max-file-size, --max-depth; default DEFAULT_LIMITS). */
   limits?: TransferLimits;
   tierLimits: TierLimits;
@@ -259,7 +265,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     if (!summary.interrupted) await flush();
   });
 
-  if (!summary.interrupted && schemaPresent) {
+  if (!summary.interrupted && schemaPresent && !options.partial) {
     for (const kind of kinds) await vanished(options, loader, scan, kind, counts(kind.name), dryRun);
     if (!dryRun) for (const kind of kinds) await crossChecks(options, kind, counts(kind.name));
   }

@@ -53,12 +53,35 @@ export async function openTarget(options: {
 }
 
 /** One import at a time per database: a session advisory lock held for the run (released if the process dies). */
-const IMPORT_LOCK_KEY = 7_220_415_032;
+export const IMPORT_LOCK_KEY = 7_220_415_032;
 
-export async function lockImport(db: Database): Promise<() => Promise<void>> {
+/**
+ * Take the one-loader lock. `waitSeconds` > 0 queues for it that long first:
+ * `pgferry sync` holds it only for each batch it commits, so an import started
+ * beside a running sync gets it between two batches (PostgreSQL grants it in
+ * turn; sync's try-lock does not jump the queue).
+ */
+export async function lockImport(db: Database, waitSeconds = 0): Promise<() => Promise<void>> {
   const conn = await db.sql.reserve();
-  const [row] = await conn<{ locked: boolean }[]>`select pg_try_advisory_lock(${IMPORT_LOCK_KEY}) as locked`;
-  if (!row?.locked) {
+  let locked = false;
+  if (waitSeconds > 0) {
+    try {
+      await conn.unsafe(`set lock_timeout = '${Math.round(waitSeconds * 1000)}ms'`);
+      await conn`select pg_advisory_lock(${IMPORT_LOCK_KEY})`;
+      locked = true;
+    } catch (error) {
+      if ((error as { code?: string }).code !== '55P03') {
+        conn.release();
+        throw error;
+      }
+    } finally {
+      await conn`reset lock_timeout`.catch(() => {});
+    }
+  } else {
+    const [row] = await conn<{ locked: boolean }[]>`select pg_try_advisory_lock(${IMPORT_LOCK_KEY}) as locked`;
+    locked = row?.locked === true;
+  }
+  if (!locked) {
     conn.release();
     throw new PgFerryError(
       'CONFLICT',

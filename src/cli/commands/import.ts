@@ -256,7 +256,8 @@ async function importCommand(flags: ImportFlags): Promise<number> {
     logger: ctx.logger,
   });
   try {
-    if (!flags.dryRun) unlock = await lockImport(target.db);
+    // A running `pgferry sync` holds the lock a batch at a time: queue behind it (up to a minute).
+    if (!flags.dryRun) unlock = await lockImport(target.db, 60);
     const { summary, problems } = await runInWorker(
       {
         command: 'import',
