@@ -12,6 +12,7 @@ const COMMANDS: Array<() => Promise<{ register: (program: Command) => void }>> =
   () => import('./commands/import.ts'),
   () => import('./commands/verify.ts'),
   () => import('./commands/sample-data.ts'),
+  () => import('./commands/runs.ts'),
 ];
 
 export function buildProgram(): Command {

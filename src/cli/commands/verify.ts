@@ -1,12 +1,13 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import { startRun } from '../../runs/record.ts';
 import { kindNames } from '../../transfer/kinds/index.ts';
 import { ProgressDisplay } from '../../transfer/progress.ts';
 import { formatTable, peakRssMb, perSecond, seconds, terminalSafe } from '../../transfer/summary.ts';
 import { openTarget } from '../../transfer/target.ts';
 import { runInWorker } from '../../transfer/worker.ts';
 import { action, EXIT } from '../context.ts';
-import { addLimitOptions, kindJob, parseCount, parseKinds, parseUser, prepareTransfer } from './import.ts';
+import { absolute, addLimitOptions, kindJob, parseCount, parseKinds, parseUser, prepareTransfer } from './import.ts';
 
 interface VerifyFlags {
   from: string;
@@ -51,6 +52,7 @@ async function verifyCommand(flags: VerifyFlags): Promise<number> {
   const { root, ctx, url } = await prepareTransfer(flags);
   const target = await openTarget({ url, config: ctx.config, logger: ctx.logger, connections: 1, migrate: false });
   const progress = new ProgressDisplay({ label: 'verify', tty: process.stderr.isTTY === true, logger: ctx.logger });
+  const run = await startRun(target.db, { command: 'verify', source: root, reportPath: absolute(flags.report) }, ctx.logger);
   try {
     const { summary, problems: report } = await runInWorker(
       {
@@ -65,8 +67,15 @@ async function verifyCommand(flags: VerifyFlags): Promise<number> {
         reportFile: flags.report,
         limits: { maxFileSize: flags.maxFileSize, maxDepth: flags.maxDepth },
       },
-      { onStart: (totals) => progress.start(totals.records, totals.bytes), onProgress: (state) => progress.update(state) },
+      {
+        onStart: (totals) => progress.start(totals.records, totals.bytes),
+        onProgress: (state) => {
+          progress.update(state);
+          run.progress(state.records, state.totalRecords);
+        },
+      },
     );
+    await run.finish({ exitCode: summary.ok ? EXIT.OK : EXIT.CHECK_FAILED, counts: summary.kinds, problems: report });
     progress.stop();
     const rows = Object.entries(summary.kinds).map(([kind, c]) => [
       kind,
@@ -96,6 +105,9 @@ async function verifyCommand(flags: VerifyFlags): Promise<number> {
       );
     if (report.errors > report.first.length) ctx.out(flags.report ? '  …' : '  … (pass --report FILE for the full list)');
     return EXIT.CHECK_FAILED;
+  } catch (error) {
+    await run.fail(error);
+    throw error;
   } finally {
     progress.stop();
     await target.close();
