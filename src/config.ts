@@ -86,6 +86,8 @@ export interface Config {
     corsOrigins: '*' | string[];
   };
   uploadsStorePath: string | undefined;
+  /** A bearer token that may read /metrics without the admin role (METRICS_TOKEN, 16+ characters); unset: admin only. */
+  metricsToken: string | undefined;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -239,6 +241,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       corsOrigins: parseCorsOrigins(env.CORS_ORIGINS),
     },
     uploadsStorePath: env.USER_UPLOADS_STORE || undefined,
+    metricsToken: readMetricsToken(env),
     ...overrides,
   };
 
@@ -252,6 +255,14 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     }
   }
   return config;
+}
+
+function readMetricsToken(env: Env): string | undefined {
+  const raw = env.METRICS_TOKEN;
+  if (raw === undefined || raw === '') return undefined;
+  if (raw.length < 16 || !/^[A-Za-z0-9._~+/=-]+$/.test(raw))
+    fail('METRICS_TOKEN', 'a random token of 16+ letters, digits or ._~+/=-', '<redacted>');
+  return raw;
 }
 
 function readRepositoryModes(env: Env): Partial<Record<RepositoryName, StorageMode>> {
@@ -286,6 +297,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
             : 'jwt (not configured)',
     objectStorage: config.s3.bucket ? `s3 (${config.s3.bucket})` : 'local files',
     cors: describeCors(config.http.corsOrigins),
+    metrics: config.metricsToken ? 'METRICS_TOKEN or the admin role' : 'the admin role',
   };
 }
 

@@ -194,6 +194,7 @@ export const STALE_AFTER_SECONDS = 60;
 export interface ListRunsOptions {
   limit?: number;
   command?: RunCommand;
+  id?: number;
 }
 
 /** The latest runs, newest first; [] when the table does not exist yet. */
@@ -207,6 +208,7 @@ export async function listRuns(sql: Sql, options: ListRunsOptions = {}): Promise
              (extract(epoch from coalesce(finished_at, now()) - started_at) * 1000)::bigint as duration_ms
         from runs
        where ${options.command === undefined ? sql`true` : sql`command = ${options.command}`}
+         and ${options.id === undefined ? sql`true` : sql`id = ${options.id}`}
        order by started_at desc, id desc
        limit ${limit}`;
     return rows.map(toRunRow);
@@ -214,6 +216,11 @@ export async function listRuns(sql: Sql, options: ListRunsOptions = {}): Promise
     if (errorCode(error) === UNDEFINED_TABLE) return [];
     throw error;
   }
+}
+
+/** One run, or undefined when there is no such run (or no runs table). */
+export async function getRun(sql: Sql, id: number): Promise<RunRow | undefined> {
+  return (await listRuns(sql, { id }))[0];
 }
 
 export async function runProblems(sql: Sql, runId: number, limit = 1000): Promise<RunProblem[]> {

@@ -1,5 +1,5 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { listRuns, RUN_COMMANDS, type RunCommand, type RunRow, runProblems } from '../../runs/record.ts';
+import { getRun, listRuns, RUN_COMMANDS, type RunCommand, type RunRow, runProblems } from '../../runs/record.ts';
 import { formatTable, seconds, terminalSafe } from '../../transfer/summary.ts';
 import { action, EXIT } from '../context.ts';
 import { contextFor, withSession } from './db.ts';
@@ -40,7 +40,7 @@ async function runsCommand(id: number | undefined, flags: RunsFlags): Promise<nu
   const ctx = contextFor(flags);
   return withSession(ctx, async ({ db }) => {
     if (id !== undefined) {
-      const run = (await listRuns(db.sql, { limit: 1000 })).find((row) => row.id === id);
+      const run = await getRun(db.sql, id);
       if (!run) {
         process.stderr.write(`pgferry: no run ${id}\n`);
         return EXIT.CHECK_FAILED;

@@ -47,6 +47,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
   return {
     backend: 'postgres',
     mode: 'postgres',
+    database: db,
     conversations,
     usage,
     idempotency: createPostgresIdempotency({ db, tierLimits, clock, logger }),
