@@ -59,11 +59,21 @@ describe('admin access', () => {
   it('refuses every admin route to a non-admin token (403) and asks for credentials without one (401)', async () => {
     for (const route of ADMIN_ROUTES) {
       expect((await call(server.url, 'GET', route, { token: userToken })).status, route).toBe(403);
+      expect((await call(server.url, 'GET', route, { token: 'not.a.token' })).status, route).toBe(401);
+    }
+    for (const route of ['/admin/sections', '/admin/api/overview', '/admin/api/runs', '/admin/api/runs/1', '/metrics']) {
       expect((await call(server.url, 'GET', route)).status, route).toBe(401);
     }
-    const page = await call(server.url, 'GET', '/admin');
+    // A browser without credentials is sent to the sign-in form.
+    const first = await fetch(`${server.url}/admin`, { redirect: 'manual' });
+    expect(first.status).toBe(303);
+    expect(first.headers.get('location')).toBe('/admin/login');
+    const page = await call(server.url, 'GET', '/admin/login');
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
     expect(page.text).toContain('<form method="post" action="/admin/login">');
+    const badCookie = await call(server.url, 'GET', '/admin', { headers: { cookie: 'pgferry_admin=forged' } });
+    expect(badCookie.status).toBe(401);
+    expect(badCookie.text).toContain('sign-in refused');
   });
 
   it('the sign-in form sets an HttpOnly session cookie for an admin token only', async () => {

@@ -91,14 +91,21 @@ async function htmlAuth(
   } catch (error) {
     if (!(error instanceof PgFerryError) || (error.code !== 'UNAUTHORIZED' && error.code !== 'FORBIDDEN')) throw error;
     reply.headers(PAGE_HEADERS).type('text/html; charset=utf-8');
+    const presented = request.headers.authorization !== undefined || request.headers['x-user-id'] !== undefined || hasCookie(request);
     if (error.code === 'FORBIDDEN') {
       reply.code(403).send(renderMessage('forbidden', 'Signed in, but without the admin role: this page needs an admin token.'));
+    } else if (!presented) {
+      // A browser that has not signed in yet goes to the sign-in form, as any web page does; a wrong credential is a 401.
+      reply.code(303).header('location', '/admin/login').send('');
     } else {
-      const signedIn = request.headers.cookie?.includes(`${ADMIN_COOKIE}=`) === true;
-      reply.code(401).send(renderLogin({ devMode, ...(signedIn ? { message: `sign-in refused: ${error.message}` } : {}) }));
+      reply.code(401).send(renderLogin({ devMode, message: `sign-in refused: ${error.message}` }));
     }
     return undefined;
   }
+}
+
+function hasCookie(request: FastifyRequest): boolean {
+  return readCookie(request.headers.cookie, ADMIN_COOKIE) !== undefined;
 }
 
 function parseRunId(raw: string): number {
@@ -154,6 +161,10 @@ export function adminPageRoutes(app: FastifyInstance, options: AdminPageOptions)
       if (!db || !run) return reply.code(404).send(renderMessage('not found', `no run ${id}`));
       return reply.send(renderRun(run, await runProblems(db.sql, id), who(principal)));
     });
+
+    admin.get('/admin/login', { schema: hide }, async (_request, reply) =>
+      reply.headers(PAGE_HEADERS).type('text/html; charset=utf-8').send(renderLogin({ devMode })),
+    );
 
     admin.post<{ Body: { token?: unknown } | undefined }>('/admin/login', { schema: hide }, async (request, reply) => {
       const token = typeof request.body?.token === 'string' ? request.body.token.trim() : '';
