@@ -69,6 +69,35 @@ describe('run history', () => {
     expect(bad.code).toBe(2);
   });
 
+  it('`pgferry status` prints the sections on one screen, or JSON', async () => {
+    const status = await runCli(['status', '--database-url', db.url]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/== Configuration\n {3}backend {3}postgres/);
+    expect(status.stdout).toMatch(/schema {4}version \d+ of \d+ \(up to date\)/);
+    expect(status.stdout).toMatch(/== Last runs\n {3}#\d+ verify {2}ok/);
+    expect(status.stdout).toMatch(/next step: /);
+    const json = await runCli(['status', '--json', '--database-url', db.url]);
+    const parsed = JSON.parse(json.stdout) as { runs: { runs: unknown[] }; configuration: { database: { reachable: boolean } } };
+    expect(parsed.configuration.database.reachable).toBe(true);
+    expect(parsed.runs.runs.length).toBeGreaterThan(0);
+    const down = await runCli(['status', '--database-url', 'postgres://nobody@127.0.0.1:1/none'], { env: { DB_CONNECT_TIMEOUT_S: '1' } });
+    expect(down.code).toBe(1);
+    expect(down.stdout).toContain('== Configuration');
+  });
+
+  it('--log-format human writes log lines for a person; JSON otherwise (not a terminal)', async () => {
+    const human = await runCli(['verify', '--from', dir, '--to', db.url, '--default-user', 'owner_1', '--log-format', 'human'], {
+      env: { LOG_LEVEL: 'info' },
+    });
+    const json = await runCli(['verify', '--from', dir, '--to', db.url, '--default-user', 'owner_1'], { env: { LOG_LEVEL: 'info' } });
+    const humanLines = human.stderr.split('\n').filter(Boolean);
+    expect(humanLines.length).toBeGreaterThan(0);
+    for (const line of humanLines) expect(line).toMatch(/^\d\d:\d\d:\d\d (INFO|WARN) /);
+    const jsonLines = json.stderr.split('\n').filter(Boolean);
+    expect(jsonLines.length).toBeGreaterThan(0);
+    for (const line of jsonLines) expect(() => JSON.parse(line)).not.toThrow();
+  });
+
   it('records a failed run with its redacted error, and never the password of a URL', async () => {
     const run = await startRun(db.db, { command: 'sync', source: 'postgres://app:hunter2@db.example/app' });
     run.progress(1, 4);

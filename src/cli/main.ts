@@ -1,4 +1,5 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
+import { LOG_FORMATS, logFormat } from '../log.ts';
 import { EXIT } from './context.ts';
 
 /**
@@ -13,6 +14,7 @@ const COMMANDS: Array<() => Promise<{ register: (program: Command) => void }>> =
   () => import('./commands/verify.ts'),
   () => import('./commands/sample-data.ts'),
   () => import('./commands/runs.ts'),
+  () => import('./commands/status.ts'),
 ];
 
 export function buildProgram(): Command {
@@ -20,7 +22,17 @@ export function buildProgram(): Command {
     .description('Durable storage for Node.js apps: JSON files or PostgreSQL behind one API, and safe migration between them.')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    .addOption(
+      new Option('--log-format <format>', 'log lines on stderr: human, or json (default: human on a terminal, JSON otherwise)').choices(
+        LOG_FORMATS,
+      ),
+    )
+    .hook('preAction', (root) => {
+      // Decided once here, in the environment, so worker threads log the same way.
+      const chosen = (root.opts() as { logFormat?: string }).logFormat;
+      process.env.LOG_FORMAT = chosen ?? logFormat();
+    });
   program.configureOutput({ outputError: (text, write) => write(text) });
   return program;
 }

@@ -1,4 +1,4 @@
-import { modeOf, REPOSITORIES, repositoryModeVariable } from '../../config.ts';
+import { describeConfig, modeOf, REPOSITORIES, repositoryModeVariable } from '../../config.ts';
 import { redactSecrets } from '../../log.ts';
 import { Migrator } from '../../schema/migrator.ts';
 import { badge, html, table } from '../html.ts';
@@ -29,7 +29,7 @@ async function collect(ctx: AdminContext): Promise<ConfigurationData> {
     })),
     database: { configured: config.databaseUrl !== undefined, reachable: null, address: null, latencyMs: null, error: null },
     schema: null,
-    auth: config.auth.mode === 'dev' ? 'dev (X-User-Id trusted)' : config.auth.jwksUrl ? 'jwt (JWKS)' : 'jwt (HS256 secret)',
+    auth: String(describeConfig(config).auth),
     slowQueryMs: config.slowQueryMs,
   };
   if (!db) return data;
