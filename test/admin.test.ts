@@ -223,7 +223,7 @@ describe('admin page on JSON files', () => {
     const page = await call(jsonServer.url, 'GET', '/admin', { user: 'dev_admin', headers: { 'x-user-role': 'admin' } });
     expect(page.status).toBe(200);
     expect(page.text).toContain('no database (JSON files)');
-    expect(page.text).toContain('needs PostgreSQL');
+    expect(page.text).toContain('needs a reachable PostgreSQL');
     expect((await call(jsonServer.url, 'GET', '/admin', { user: 'dev_user' })).status).toBe(403);
     const metrics = await call(jsonServer.url, 'GET', '/metrics', { user: 'dev_admin', headers: { 'x-user-role': 'admin' } });
     expect(metrics.text).toContain('pgferry_http_request_duration_seconds');

@@ -19,7 +19,7 @@ interface ConfigurationData {
 async function collect(ctx: AdminContext): Promise<ConfigurationData> {
   const { config, db } = ctx;
   const data: ConfigurationData = {
-    backend: ctx.store?.backend ?? (db ? 'postgres' : 'json'),
+    backend: ctx.store?.backend ?? (config.databaseUrl && config.storageMode !== 'json' ? 'postgres' : 'json'),
     storageMode: config.storageMode,
     repositories: REPOSITORIES.map((repository) => ({
       repository,
@@ -32,7 +32,13 @@ async function collect(ctx: AdminContext): Promise<ConfigurationData> {
     auth: String(describeConfig(config).auth),
     slowQueryMs: config.slowQueryMs,
   };
-  if (!db) return data;
+  if (!db) {
+    if (data.database.configured) {
+      data.database.reachable = false;
+      data.database.error = ctx.dbError ?? 'not connected: the store fell back to JSON files (ON_DB_UNAVAILABLE=fallback)';
+    }
+    return data;
+  }
   data.database.address = db.displayUrl.replace(/^(postgres(ql)?:\/\/)[^@/]*@/i, '$1');
   const started = performance.now();
   try {

@@ -16,6 +16,8 @@ export interface AdminContext {
   store?: Store | undefined;
   /** PostgreSQL, when there is one; sections that need it say so otherwise. */
   db?: Database | undefined;
+  /** Why there is no `db` although DATABASE_URL is set (unreachable, or the store fell back to JSON files). */
+  dbError?: string | undefined;
   now: Date;
 }
 
@@ -32,4 +34,4 @@ export function defineSection<D>(section: AdminSection<D>): AdminSection<unknown
   return section as AdminSection<unknown>;
 }
 
-export const NEEDS_POSTGRES = 'needs PostgreSQL (DATABASE_URL): the JSON backend keeps no history';
+export const NEEDS_POSTGRES = 'needs a reachable PostgreSQL (DATABASE_URL): JSON files keep no history';

@@ -39,14 +39,13 @@ async function statusCommand(flags: StatusFlags): Promise<number> {
   } catch (error) {
     if (!(error instanceof PgFerryError) || error.code !== 'UNAVAILABLE') throw error;
     // Unreachable: still show what the configuration says, and say so.
-    print(ctx, flags, await collect(ctx, undefined));
-    process.stderr.write(`pgferry: ${terminalSafe(error.message)}\n`);
+    print(ctx, flags, await collect(ctx, undefined, error.message));
     return EXIT.CHECK_FAILED;
   }
 }
 
-function collect(ctx: CommandContext, db: Database | undefined): Promise<SectionResult[]> {
-  return collectSections({ config: ctx.config, db, now: new Date() });
+function collect(ctx: CommandContext, db: Database | undefined, dbError?: string): Promise<SectionResult[]> {
+  return collectSections({ config: ctx.config, db, dbError, now: new Date() });
 }
 
 function print(ctx: CommandContext, flags: StatusFlags, results: SectionResult[]): number {
