@@ -90,6 +90,8 @@ export interface Config {
   uploadsStorePath: string | undefined;
   /** POST /v1/uploads: largest file (UPLOAD_MAX_BYTES) and accepted content types (UPLOAD_CONTENT_TYPES, comma-separated). */
   uploads: { maxBytes: number; contentTypes: string[] };
+  /** A bearer token that may read /metrics without the admin role (METRICS_TOKEN, 16+ characters); unset: admin only. */
+  metricsToken: string | undefined;
 }
 
 /** Documents and images the seed apps take; anything else is 415 unless UPLOAD_CONTENT_TYPES says otherwise. */
@@ -287,6 +289,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       maxBytes: readInt(env, 'UPLOAD_MAX_BYTES', 25 * 1024 * 1024, 1, 5 * 1024 ** 4),
       contentTypes: parseUploadContentTypes(env.UPLOAD_CONTENT_TYPES),
     },
+    metricsToken: readMetricsToken(env),
     ...overrides,
   };
 
@@ -300,6 +303,14 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     }
   }
   return config;
+}
+
+function readMetricsToken(env: Env): string | undefined {
+  const raw = env.METRICS_TOKEN;
+  if (raw === undefined || raw === '') return undefined;
+  if (raw.length < 16 || !/^[A-Za-z0-9._~+/=-]+$/.test(raw))
+    fail('METRICS_TOKEN', 'a random token of 16+ letters, digits or ._~+/=-', '<redacted>');
+  return raw;
 }
 
 function readRepositoryModes(env: Env): Partial<Record<RepositoryName, StorageMode>> {
@@ -335,6 +346,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
             : 'jwt (not configured)',
     objectStorage: config.s3.bucket ? `s3 (${config.s3.bucket})` : 'local files',
     cors: describeCors(config.http.corsOrigins),
+    metrics: config.metricsToken ? 'METRICS_TOKEN or the admin role' : 'the admin role',
   };
 }
 

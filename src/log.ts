@@ -53,8 +53,46 @@ export const REDACT_PATHS = [
 export interface LoggerOptions {
   level?: string;
   name?: string;
-  /** Write to this destination instead of stderr (tests capture logs this way). */
+  /** Write to this destination instead of stderr (tests capture logs this way); always JSON lines. */
   destination?: NodeJS.WritableStream;
+  /** stderr's format: `human` lines or `json` (default: LOG_FORMAT, else human on a terminal and JSON otherwise). */
+  format?: LogFormat;
+}
+
+export const LOG_FORMATS = ['human', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** LOG_FORMAT (set by `--log-format`), else human when stderr is a terminal: a person reads it; a pipe or a file gets JSON. */
+export function logFormat(env: Record<string, string | undefined> = process.env): LogFormat {
+  const given = env.LOG_FORMAT;
+  if (given === 'human' || given === 'json') return given;
+  return process.stderr.isTTY ? 'human' : 'json';
+}
+
+const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+
+/** One pino JSON line as a line for a person: `12:03:04 WARN  message  key=value …`. */
+export function humanLogLine(json: string): string {
+  let entry: Record<string, unknown>;
+  try {
+    entry = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json;
+  }
+  const { level, time, msg, pid: _pid, hostname: _hostname, name: _name, ...fields } = entry;
+  const clock = typeof time === 'number' ? new Date(time).toISOString().slice(11, 19) : '--:--:--';
+  const shown = Object.entries(fields)
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+    .join(' ');
+  return `${clock} ${(LEVEL_NAMES[level as number] ?? String(level)).padEnd(5)} ${String(msg ?? '')}${shown ? `  ${shown}` : ''}\n`;
+}
+
+function humanDestination(): pino.DestinationStream {
+  return {
+    write(line: string) {
+      process.stderr.write(humanLogLine(line));
+    },
+  };
 }
 
 /**
@@ -62,7 +100,8 @@ export interface LoggerOptions {
  * output). Every message and error string passes through `redactSecrets`.
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const destination = options.destination ?? pino.destination({ fd: 2, sync: true });
+  const destination =
+    options.destination ?? ((options.format ?? logFormat()) === 'human' ? humanDestination() : pino.destination({ fd: 2, sync: true }));
   return pino(
     {
       name: options.name ?? 'pgferry',

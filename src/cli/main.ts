@@ -1,4 +1,5 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
+import { LOG_FORMATS, logFormat } from '../log.ts';
 import { EXIT } from './context.ts';
 
 /**
@@ -18,6 +19,8 @@ const COMMANDS: Array<() => Promise<{ register: (program: Command) => void }>> =
   () => import('./commands/cutover.ts'),
   () => import('./commands/sync.ts'),
   () => import('./commands/archive.ts'),
+  () => import('./commands/runs.ts'),
+  () => import('./commands/status.ts'),
 ];
 
 export function buildProgram(): Command {
@@ -27,7 +30,17 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     // A command's options are its own: `archive --to FILE` and `archive restore F --to DIR` do not mix.
     .enablePositionalOptions()
-    .exitOverride();
+    .exitOverride()
+    .addOption(
+      new Option('--log-format <format>', 'log lines on stderr: human, or json (default: human on a terminal, JSON otherwise)').choices(
+        LOG_FORMATS,
+      ),
+    )
+    .hook('preAction', (root) => {
+      // Decided once here, in the environment, so worker threads log the same way.
+      const chosen = (root.opts() as { logFormat?: string }).logFormat;
+      process.env.LOG_FORMAT = chosen ?? logFormat();
+    });
   program.configureOutput({ outputError: (text, write) => write(text) });
   return program;
 }

@@ -60,8 +60,23 @@ export interface DatabaseOptions {
 
 export interface SlowQuery {
   label: string;
+  /** The statement's text with $1-style placeholders — never the values — when the work returned a postgres.js result. */
+  text?: string;
   ms: number;
   at: string;
+}
+
+/** The pool as pgferry sees it: work in flight beyond `max` waits for a connection. */
+export interface PoolStats {
+  max: number;
+  inUse: number;
+  waiting: number;
+}
+
+/** postgres.js results carry the statement they ran: its text has placeholders, the values travel apart. */
+function statementText(result: unknown): string | undefined {
+  const text = (result as { statement?: { string?: unknown } } | null)?.statement?.string;
+  return typeof text === 'string' ? text.replace(/\s+/g, ' ').trim().slice(0, 500) : undefined;
 }
 
 export interface RunOptions {
@@ -82,6 +97,8 @@ export class Database {
   private readonly logger: Logger;
   private readonly slowQueryMs: number;
   private readonly retries: number;
+  private readonly poolMax: number;
+  private inFlight = 0;
   private closed = false;
 
   constructor(options: DatabaseOptions) {
@@ -90,6 +107,7 @@ export class Database {
     this.retries = options.retries ?? 4;
     this.displayUrl = redactUrl(options.url);
     const pool = options.pool ?? { max: 15, idleSeconds: 30, connectTimeoutSeconds: 10 };
+    this.poolMax = pool.max;
     this.sql = postgres(options.url, {
       max: pool.max,
       idle_timeout: pool.idleSeconds,
@@ -145,6 +163,10 @@ export class Database {
     );
   }
 
+  poolStats(): PoolStats {
+    return { max: this.poolMax, inUse: Math.min(this.inFlight, this.poolMax), waiting: Math.max(0, this.inFlight - this.poolMax) };
+  }
+
   async ping(): Promise<void> {
     await this.run('ping', (sql) => sql`select 1`, { idempotent: true });
   }
@@ -158,10 +180,11 @@ export class Database {
   private async withRetry<T>(label: string, attempt: () => Promise<T>, retryable: (error: unknown) => boolean): Promise<T> {
     for (let tryNumber = 1; ; tryNumber++) {
       const started = performance.now();
+      this.inFlight++;
       try {
         this.counters.queries++;
         const result = await attempt();
-        this.noteDuration(label, performance.now() - started);
+        this.noteDuration(label, performance.now() - started, statementText(result));
         return result;
       } catch (error) {
         if (this.closed) throw new PgFerryError('UNAVAILABLE', 'the database connection is closed');
@@ -176,14 +199,16 @@ export class Database {
           continue;
         }
         throw this.translate(label, error);
+      } finally {
+        this.inFlight--;
       }
     }
   }
 
-  private noteDuration(label: string, ms: number): void {
+  private noteDuration(label: string, ms: number, text: string | undefined): void {
     if (ms < this.slowQueryMs) return;
     this.counters.slow++;
-    const entry = { label, ms: Math.round(ms), at: new Date().toISOString() };
+    const entry: SlowQuery = { label, ...(text === undefined ? {} : { text }), ms: Math.round(ms), at: new Date().toISOString() };
     this.slowQueries.push(entry);
     if (this.slowQueries.length > 100) this.slowQueries.shift();
     this.logger.warn(entry, `slow query: ${label} took ${entry.ms} ms (SLOW_QUERY_MS=${this.slowQueryMs})`);

@@ -8,6 +8,8 @@ import { assertCleanInput } from '../domain/clean-input.ts';
 import { invalidInput } from '../errors.ts';
 import { jsonErrorOffset, jsonParseReason } from '../formats/json-error.ts';
 import { type Logger, silentLogger } from '../log.ts';
+import { createMetrics, type Metrics } from '../metrics/registry.ts';
+import { instrumentStore } from '../metrics/store.ts';
 import type { Store } from '../store/types.ts';
 import { ObjectStores, UploadService } from '../uploads/service.ts';
 import { createAuthenticator, type Principal } from './auth.ts';
@@ -16,10 +18,12 @@ import { answerClientError, registerErrorHandling, sendError } from './errors.ts
 import { FORMS_SCHEMAS } from './forms-schemas.ts';
 import { registerIdempotency } from './idempotency.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { adminPageRoutes, createAdminAuth } from './routes/admin-page.ts';
 import { conversationRoutes } from './routes/conversations.ts';
 import { formsRoutes } from './routes/forms.ts';
 import { healthRoutes } from './routes/health.ts';
 import { uploadRoutes } from './routes/uploads.ts';
+import { metricsRoutes } from './routes/metrics.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 
@@ -50,6 +54,8 @@ export interface BuildAppOptions {
   jwksTimeoutMs?: number;
   /** Where upload bytes go (default: from config — S3 when S3_BUCKET_NAME is set, else DATA_DIR/files); closed with the app. */
   objects?: ObjectStores;
+  /** The Prometheus registry and instruments (default: a new one for this app). */
+  metrics?: Metrics;
 }
 
 export type App = FastifyInstance;
@@ -165,7 +171,10 @@ async function registerCors(app: App, origins: Config['http']['corsOrigins']): P
 }
 
 export async function buildApp(options: BuildAppOptions): Promise<App> {
-  const { store, config } = options;
+  const { config } = options;
+  const metrics = options.metrics ?? createMetrics({ db: options.store.database });
+  // Every repository call the routes make is timed (pgferry_store_operation_duration_seconds).
+  const store = instrumentStore(options.store, metrics);
   const logger = options.logger ?? silentLogger;
   const authenticator = createAuthenticator(config, { logger, ...(options.jwksTimeoutMs ? { jwksTimeoutMs: options.jwksTimeoutMs } : {}) });
 
@@ -228,6 +237,11 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     reply.header('x-request-id', request.id);
   });
   app.addHook('preValidation', coerceQueryIntegers);
+  app.addHook('onResponse', async (request, reply) => {
+    // The route pattern, never the path: /v1/conversations/:id stays one series however many ids there are.
+    const route = request.routeOptions.url ?? '(unmatched)';
+    metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
   if (options.ownsStore) app.addHook('onClose', async () => store.close());
   const objects = options.objects ?? ObjectStores.fromConfig(config);
   app.addHook('onClose', async () => objects.close());
@@ -257,6 +271,9 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     },
     { prefix: '/v1' },
   );
+
+  adminPageRoutes(app, { store, config, authenticator });
+  metricsRoutes(app, { config, metrics, requireAdmin: createAdminAuth(config, authenticator).requireAdmin });
 
   let docsPage: string | undefined;
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());

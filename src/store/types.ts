@@ -1,4 +1,5 @@
 import type { StorageMode, Tier } from '../config.ts';
+import type { Database } from '../db/database.ts';
 import type {
   AssistantMessage,
   AssistantMessageInput,
@@ -225,6 +226,8 @@ export interface Store {
   readonly idempotency: IdempotencyRepository;
   health(): Promise<StoreHealth>;
   close(): Promise<void>;
+  /** The PostgreSQL database the store runs on (absent on JSON files): the admin page and /metrics read its pool and history. */
+  readonly database?: Database;
 }
 
 /** Injectable clock: JSON backend periods and timestamps; tests move time. */

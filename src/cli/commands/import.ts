@@ -6,6 +6,7 @@ import { formatBytes } from '../../domain/limits.ts';
 import { isTimeZone } from '../../formats/forms-common.ts';
 import { DEFAULT_INLINE_WARN_BYTES } from '../../formats/forms-submission.ts';
 import { PgFerryError } from '../../errors.ts';
+import { startRun } from '../../runs/record.ts';
 import { writeBackup } from '../../transfer/backup.ts';
 import type { ImportSummary } from '../../transfer/import.ts';
 import { allKinds, kindNamed, kindNames, selectKinds } from '../../transfer/kinds/index.ts';
@@ -20,6 +21,11 @@ import { checkTargetUrl, lockImport, openTarget } from '../../transfer/target.ts
 import { type EngineResult, runInWorker } from '../../transfer/worker.ts';
 import { action, EXIT, makeContext } from '../context.ts';
 import { addUploadsStoreOptions, importUploadsStoreCommand, type UploadsStoreFlags } from './uploads-store.ts';
+
+/** A report path as the run history shows it: absolute, so it can be found from anywhere. */
+export function absolute(file: string | undefined): string | undefined {
+  return file === undefined ? undefined : path.resolve(file);
+}
 
 /** Exit code of a run stopped with Ctrl-C (128 + SIGINT), as shells report it. */
 export const EXIT_INTERRUPTED = 130;
@@ -255,9 +261,12 @@ async function importCommand(flags: ImportFlags): Promise<number> {
     tty: process.stderr.isTTY === true,
     logger: ctx.logger,
   });
+  let run: Awaited<ReturnType<typeof startRun>> | undefined;
   try {
     // A running `pgferry sync` holds the lock a batch at a time: queue behind it (up to a minute).
     if (!flags.dryRun) unlock = await lockImport(target.db, 60);
+    // A dry run writes nothing, not even its history row.
+    if (!flags.dryRun) run = await startRun(target.db, { command: 'import', source: root, reportPath: absolute(flags.report) }, ctx.logger);
     const { summary, problems } = await runInWorker(
       {
         command: 'import',
@@ -278,18 +287,25 @@ async function importCommand(flags: ImportFlags): Promise<number> {
       {
         signal: controller.signal,
         onStart: (totals) => progress.start(totals.records, totals.bytes),
-        onProgress: (state) => progress.update(state),
+        onProgress: (state) => {
+          progress.update(state);
+          run?.progress(state.records, state.totalRecords);
+        },
       },
     );
     progress.stop();
     printSummary(ctx.out, summary, problems, flags);
+    const exitCode = summary.interrupted ? EXIT_INTERRUPTED : problems.errors > 0 ? EXIT.CHECK_FAILED : EXIT.OK;
+    await run?.finish({ exitCode, counts: summary.kinds, problems });
     if (summary.interrupted) {
       ctx.out(
         'Interrupted: the batches in flight were committed. Run the same command again to resume; records already imported are skipped.',
       );
-      return EXIT_INTERRUPTED;
     }
-    return problems.errors > 0 ? EXIT.CHECK_FAILED : EXIT.OK;
+    return exitCode;
+  } catch (error) {
+    await run?.fail(error);
+    throw error;
   } finally {
     progress.stop();
     process.off('SIGINT', onSigint);

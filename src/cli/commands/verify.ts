@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { PgFerryError } from '../../errors.ts';
 import { recordVerifyRun } from '../../cutover/status.ts';
+import { startRun } from '../../runs/record.ts';
 import { kindNames } from '../../transfer/kinds/index.ts';
 import { ProgressDisplay } from '../../transfer/progress.ts';
 import { formatTable, peakRssMb, perSecond, seconds, terminalSafe } from '../../transfer/summary.ts';
@@ -9,6 +10,7 @@ import { openTarget } from '../../transfer/target.ts';
 import { runInWorker } from '../../transfer/worker.ts';
 import { action, EXIT } from '../context.ts';
 import {
+  absolute,
   addFormsOptions,
   addLimitOptions,
   type FormsFlags,
@@ -75,6 +77,7 @@ async function verifyCommand(flags: VerifyFlags): Promise<number> {
   const target = await openTarget({ url, config: ctx.config, logger: ctx.logger, connections: 1, migrate: false });
   const progress = new ProgressDisplay({ label: 'verify', tty: process.stderr.isTTY === true, logger: ctx.logger });
   const startedAt = new Date();
+  const run = await startRun(target.db, { command: 'verify', source: root, reportPath: absolute(flags.report) }, ctx.logger);
   try {
     const { summary, problems: report } = await runInWorker(
       {
@@ -90,8 +93,15 @@ async function verifyCommand(flags: VerifyFlags): Promise<number> {
         limits: { maxFileSize: flags.maxFileSize, maxDepth: flags.maxDepth },
         forms: formsSettings(flags),
       },
-      { onStart: (totals) => progress.start(totals.records, totals.bytes), onProgress: (state) => progress.update(state) },
+      {
+        onStart: (totals) => progress.start(totals.records, totals.bytes),
+        onProgress: (state) => {
+          progress.update(state);
+          run.progress(state.records, state.totalRecords);
+        },
+      },
     );
+    await run.finish({ exitCode: summary.ok ? EXIT.OK : EXIT.CHECK_FAILED, counts: summary.kinds, problems: report });
     progress.stop();
     // For `pgferry cutover status` ("verify is 3 days old").
     await recordVerifyRun(target.db, {
@@ -123,6 +133,9 @@ async function verifyCommand(flags: VerifyFlags): Promise<number> {
       );
     if (report.errors > report.first.length) ctx.out(flags.report ? '  …' : '  … (pass --report FILE for the full list)');
     return EXIT.CHECK_FAILED;
+  } catch (error) {
+    await run.fail(error);
+    throw error;
   } finally {
     progress.stop();
     await target.close();

@@ -51,6 +51,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
   return {
     backend: 'postgres',
     mode: 'postgres',
+    database: db,
     conversations,
     usage,
     ...createFormsRepositories(postgresFormsBackends({ db, clock })),
