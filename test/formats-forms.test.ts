@@ -52,9 +52,13 @@ describe('submissions: five layouts, two id keys', () => {
     expect(renamed.warnings.join()).toMatch(/differs from its file name/);
   });
 
-  it('the module: the document, then the job, then a layout rule, then --module, else "unknown" with a warning', () => {
-    expect(sub('sub_7d4be1c09a22', { jobModule: 'civil' }).row).toMatchObject({ module: 'civil', moduleSource: 'job' });
+  it('the module: the document, then a layout rule, then the job, then --module, else "unknown" with a warning', () => {
+    // A layout rule beats the job (jobs are purged after 7 days; the module must not change then).
+    expect(sub('sub_7d4be1c09a22', { jobModule: 'civil' }).row).toMatchObject({ module: 'hvac_mep', moduleSource: 'layout' });
     const ambiguous = { id: 'sub_123456789abc', fields: { remarks: 'x' }, created_at: '2025-12-01T00:00:00' };
+    expect(readSubmission(ambiguous, { jobModule: 'civil', module: 'hvac_mep' })).toMatchObject({
+      row: { module: 'civil', moduleSource: 'job' },
+    });
     const optioned = readSubmission(ambiguous, { module: 'hvac_mep' });
     expect(optioned.ok && optioned.row).toMatchObject({ module: 'hvac_mep', moduleSource: 'option' });
     const unknown = readSubmission(ambiguous);

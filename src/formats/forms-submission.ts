@@ -222,11 +222,13 @@ function moduleOf(
       warnings.push(`module ${JSON.stringify(named.slice(0, 40))} is not one of civil, hvac_mep, cleaning: kept as written`);
     return { module: named, moduleSource: 'document' };
   }
-  if (options.jobModule !== undefined && options.jobModule !== '') return { module: options.jobModule, moduleSource: 'job' };
+  // The layout before the job: jobs are purged after 7 days (the seed's hybrid
+  // option), and a submission's module must not change when its job goes.
   const ruled = moduleByLayout(doc, layout, containers);
   if (ruled !== null) return { module: ruled, moduleSource: 'layout' };
+  if (options.jobModule !== undefined && options.jobModule !== '') return { module: options.jobModule, moduleSource: 'job' };
   if (options.module !== undefined && options.module !== '') return { module: options.module, moduleSource: 'option' };
-  warnings.push('module unknown (no module in the document, no job, no layout rule, no --module): imported as "unknown"');
+  warnings.push('module unknown (no module in the document, no layout rule, no job, no --module): imported as "unknown"');
   return { module: 'unknown', moduleSource: 'unknown' };
 }
 
