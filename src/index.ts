@@ -13,6 +13,20 @@ export type {
   Page,
   UserMessage,
 } from './domain/conversations.ts';
+export type {
+  Actor,
+  AuditEntry,
+  AuditFilter,
+  AuditInput,
+  Job,
+  JobState,
+  NewSubmission,
+  NewUploadedFile,
+  Submission,
+  SubmissionFilter,
+  SubmissionStatus,
+  UploadedFile,
+} from './domain/forms.ts';
 export type { ConsumeResult, UsageStatus, UsageWindow } from './domain/usage.ts';
 export { ERROR_CODES, type ErrorCode, isPgFerryError, PgFerryError } from './errors.ts';
 export { createLogger, redactSecrets, redactUrl } from './log.ts';
@@ -20,4 +34,13 @@ export { Migrator } from './schema/migrator.ts';
 export { createJsonStore } from './store/json/index.ts';
 export { type OpenStoreOptions, openStore } from './store/open.ts';
 export { createPostgresStore } from './store/postgres/index.ts';
-export type { ConversationRepository, Store, StoreHealth, UsageRepository } from './store/types.ts';
+export type {
+  AuditRepository,
+  ConversationRepository,
+  JobRepository,
+  Store,
+  StoreHealth,
+  SubmissionRepository,
+  UploadedFileRepository,
+  UsageRepository,
+} from './store/types.ts';
