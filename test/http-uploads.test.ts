@@ -291,6 +291,48 @@ describe('uploads over HTTP, S3 object storage (s3rver on loopback)', () => {
     expect(await keys()).toEqual(before);
   });
 
+  it('S3 gone away → 503 UNAVAILABLE and no row; back again → uploads work', async () => {
+    const user = newUser();
+    await s3.stop();
+    try {
+      const down = await upload(server.url, user, randomBytes(2000));
+      expect(down.status).toBe(503);
+      expect(down.body.error.code).toBe('UNAVAILABLE');
+    } finally {
+      await s3.start();
+    }
+    expect((await call(server.url, 'GET', '/v1/uploads', { user })).body.items).toEqual([]);
+    expect((await upload(server.url, user, randomBytes(2000))).status).toBe(201);
+  });
+
+  it('a client that disconnects mid-upload leaves no object in the bucket and no row', async () => {
+    const user = newUser();
+    const before = await keys();
+    const boundary = 'pgferryboundary';
+    await new Promise<void>((resolve) => {
+      const url = new URL(`${server.url}/v1/uploads`);
+      const req = httpRequest({
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        headers: { 'x-user-id': user, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': String(MAX) },
+      });
+      req.on('error', () => resolve());
+      req.write(
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="cut.pdf"\r\nContent-Type: application/pdf\r\n\r\n`,
+      );
+      req.write(randomBytes(30_000));
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 300);
+    });
+    await sleep(1000);
+    expect(await keys()).toEqual(before);
+    expect((await call(server.url, 'GET', '/v1/uploads', { user })).body.items).toEqual([]);
+  });
+
   it('presigned PUT + complete: checked size and sha256 activate the row', async () => {
     const user = newUser();
     const bytes = randomBytes(3000);

@@ -1,17 +1,10 @@
+import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
-  PutObjectCommand,
-  S3Client,
-  S3ServiceException,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type * as ClientS3 from '@aws-sdk/client-s3';
+import type { ListObjectsV2CommandOutput, S3Client } from '@aws-sdk/client-s3';
+import type * as LibStorage from '@aws-sdk/lib-storage';
+import type * as Presigner from '@aws-sdk/s3-request-presigner';
 import { PgFerryError } from '../errors.ts';
 import { checkExpected, DigestStream } from './digest.ts';
 import { contentDisposition } from './disposition.ts';
@@ -42,6 +35,30 @@ export interface S3Settings {
 const PART_SIZE = 8 * 1024 * 1024;
 const PART_CONCURRENCY = 4;
 
+/**
+ * The AWS SDK, loaded on first use: it takes ~1.5 s to import, which every
+ * `pgferry serve` and CLI start would pay even on local storage. The
+ * packages ship CommonJS, so a synchronous require keeps the driver's
+ * constructor synchronous.
+ */
+interface Sdk {
+  s3: typeof ClientS3;
+  storage: typeof LibStorage;
+  presigner: typeof Presigner;
+}
+let sdk: Sdk | undefined;
+function loadSdk(): Sdk {
+  if (!sdk) {
+    const require = createRequire(import.meta.url);
+    sdk = {
+      s3: require('@aws-sdk/client-s3') as typeof ClientS3,
+      storage: require('@aws-sdk/lib-storage') as typeof LibStorage,
+      presigner: require('@aws-sdk/s3-request-presigner') as typeof Presigner,
+    };
+  }
+  return sdk;
+}
+
 /** Object metadata key holding the sha256 pgferry computed (x-amz-meta-sha256). */
 const SHA256_METADATA = 'sha256';
 
@@ -60,6 +77,7 @@ export class S3ObjectStorage implements ObjectStorage {
   readonly name = 's3' as const;
   readonly bucket: string;
   readonly client: S3Client;
+  readonly #sdk: Sdk;
 
   constructor(settings: S3Settings) {
     if (!settings.bucket) {
@@ -68,11 +86,12 @@ export class S3ObjectStorage implements ObjectStorage {
       });
     }
     this.bucket = settings.bucket;
+    this.#sdk = loadSdk();
     const credentials =
       settings.accessKeyId && settings.secretAccessKey
         ? { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey }
         : undefined; // else the SDK's default chain (instance role, profile, …)
-    this.client = new S3Client({
+    this.client = new this.#sdk.s3.S3Client({
       region: settings.region ?? 'us-east-1',
       ...(settings.endpoint ? { endpoint: settings.endpoint, forcePathStyle: true } : {}),
       ...(credentials ? { credentials } : {}),
@@ -90,7 +109,7 @@ export class S3ObjectStorage implements ObjectStorage {
       () => undefined,
       (error: unknown) => error,
     );
-    const upload = new Upload({
+    const upload = new this.#sdk.storage.Upload({
       client: this.client,
       params: {
         Bucket: this.bucket,
@@ -132,7 +151,7 @@ export class S3ObjectStorage implements ObjectStorage {
   async get(key: string): Promise<Readable> {
     validateObjectKey(key);
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const response = await this.client.send(new this.#sdk.s3.GetObjectCommand({ Bucket: this.bucket, Key: key }));
       const body = response.Body;
       if (body instanceof Readable) return body;
       if (body === undefined) return Readable.from([]);
@@ -146,7 +165,7 @@ export class S3ObjectStorage implements ObjectStorage {
   async head(key: string): Promise<ObjectHead | undefined> {
     validateObjectKey(key);
     try {
-      const response = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const response = await this.client.send(new this.#sdk.s3.HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       const sha256 = response.Metadata?.[SHA256_METADATA];
       return {
         size: response.ContentLength ?? 0,
@@ -162,7 +181,7 @@ export class S3ObjectStorage implements ObjectStorage {
   async delete(key: string): Promise<void> {
     validateObjectKey(key);
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+      await this.client.send(new this.#sdk.s3.DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
     } catch (error) {
       if (isMissing(error)) return;
       throw this.#failure('delete', key, error);
@@ -176,7 +195,7 @@ export class S3ObjectStorage implements ObjectStorage {
       let page: ListObjectsV2CommandOutput;
       try {
         page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix || undefined, ContinuationToken: token }),
+          new this.#sdk.s3.ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix || undefined, ContinuationToken: token }),
         );
       } catch (error) {
         throw this.#failure('list', prefix, error);
@@ -191,19 +210,19 @@ export class S3ObjectStorage implements ObjectStorage {
 
   async presignGet(key: string, options: PresignGetOptions = {}): Promise<string> {
     validateObjectKey(key);
-    const command = new GetObjectCommand({
+    const command = new this.#sdk.s3.GetObjectCommand({
       Bucket: this.bucket,
       Key: key,
       ResponseContentDisposition: options.filename === undefined ? undefined : contentDisposition(options.filename),
       ResponseContentType: options.contentType,
     });
-    return getSignedUrl(this.client, command, { expiresIn: options.expiresSeconds ?? DEFAULT_PRESIGN_SECONDS });
+    return this.#sdk.presigner.getSignedUrl(this.client, command, { expiresIn: options.expiresSeconds ?? DEFAULT_PRESIGN_SECONDS });
   }
 
   async presignPut(key: string, options: PresignPutOptions = {}): Promise<string> {
     validateObjectKey(key);
-    const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: options.contentType });
-    return getSignedUrl(this.client, command, { expiresIn: options.expiresSeconds ?? DEFAULT_PRESIGN_SECONDS });
+    const command = new this.#sdk.s3.PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: options.contentType });
+    return this.#sdk.presigner.getSignedUrl(this.client, command, { expiresIn: options.expiresSeconds ?? DEFAULT_PRESIGN_SECONDS });
   }
 
   async close(): Promise<void> {
@@ -212,7 +231,7 @@ export class S3ObjectStorage implements ObjectStorage {
 
   /** S3 failing (down, refusing, throttling): UNAVAILABLE naming bucket and key, never credentials. */
   #failure(action: string, key: string, error: unknown): PgFerryError {
-    const status = error instanceof S3ServiceException ? ` (HTTP ${error.$metadata.httpStatusCode ?? '?'})` : '';
+    const status = error instanceof this.#sdk.s3.S3ServiceException ? ` (HTTP ${error.$metadata.httpStatusCode ?? '?'})` : '';
     return new PgFerryError(
       'UNAVAILABLE',
       `s3 ${action} s3://${this.bucket}/${key} failed${status}: ${message(error)}`,

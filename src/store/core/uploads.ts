@@ -92,7 +92,7 @@ function validateFilter(options: UploadListOptions): UploadFilter {
 }
 
 export function createUploadRepository(backend: UploadBackend): UploadRepository {
-  const found = async (userId: string, id: string, row: StoredUpload | undefined): Promise<Upload> => {
+  const found = (id: string, row: StoredUpload | undefined): Upload => {
     if (!row) throw notFound('upload', id);
     return strip(row);
   };
@@ -107,7 +107,7 @@ export function createUploadRepository(backend: UploadBackend): UploadRepository
     async get(userId, id) {
       validateUserId(userId);
       validateUploadId(id);
-      return found(userId, id, await backend.read(userId, id));
+      return found(id, await backend.read(userId, id));
     },
     async list(userId, options = {}) {
       validateUserId(userId);
@@ -126,14 +126,14 @@ export function createUploadRepository(backend: UploadBackend): UploadRepository
       validateUserId(userId);
       validateUploadId(id);
       const changed = await backend.patch(userId, id, { status: 'deleted' }, ['active', 'pending', 'failed']);
-      return found(userId, id, changed);
+      return found(id, changed);
     },
     async setStandards(userId, id, standardsMapped) {
       validateUserId(userId);
       validateUploadId(id);
       assertCleanInput(standardsMapped ?? null, 'standardsMapped');
       const changed = await backend.patch(userId, id, { standardsMapped: standardsMapped ?? null }, ['active', 'pending']);
-      return found(userId, id, changed);
+      return found(id, changed);
     },
     async complete(userId, id, checked) {
       validateUserId(userId);
@@ -142,7 +142,7 @@ export function createUploadRepository(backend: UploadBackend): UploadRepository
         throw invalidInput('invalid completion: size and sha256 expected');
       }
       const changed = await backend.patch(userId, id, { status: 'active', size: checked.size, sha256: checked.sha256 }, ['pending']);
-      return found(userId, id, changed);
+      return found(id, changed);
     },
   };
 }
