@@ -16,7 +16,7 @@ main { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)
 .panel h2 { font-size: 1rem; margin: .4rem 0 .6rem; }
 table { border-collapse: collapse; width: 100%; margin: .3rem 0; }
 th, td { text-align: left; padding: .2rem .5rem; border-bottom: 1px solid #8883; vertical-align: top; }
-.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.num { text-align: right; font-variant-numeric: tabular-nums; } td.num { white-space: nowrap; }
 #runs { grid-column: 1 / -1; }
 svg.chart { max-width: 100%; height: auto; }
 .path { font-family: ui-monospace, monospace; font-size: .85em; word-break: break-all; }

@@ -11,8 +11,8 @@ import type { Metrics } from './registry.ts';
 export function instrumentStore<S extends Store>(store: S, metrics: Metrics): S {
   const wrapped = new Map<PropertyKey, unknown>();
   return new Proxy(store, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver);
+    get(target, property) {
+      const value = Reflect.get(target, property);
       if (typeof property !== 'string' || property === 'database' || value === null || typeof value !== 'object') return value;
       if (!wrapped.has(property)) wrapped.set(property, timedRepository(value as object, property, target.backend, metrics));
       return wrapped.get(property);
@@ -22,8 +22,8 @@ export function instrumentStore<S extends Store>(store: S, metrics: Metrics): S 
 
 function timedRepository(repository: object, name: string, backend: string, metrics: Metrics): object {
   return new Proxy(repository, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver);
+    get(target, property) {
+      const value = Reflect.get(target, property);
       if (typeof property !== 'string' || typeof value !== 'function') return value;
       return function timed(this: unknown, ...args: unknown[]) {
         const end = metrics.storeDuration.startTimer({ repository: name, operation: property, backend });

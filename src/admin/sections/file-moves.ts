@@ -90,7 +90,8 @@ export const fileMovesSection = defineSection<FileMovesData>({
              data.byStatus.map((r) => [r.status, formatCount(r.objects), formatBytes(r.bytes)]),
              { numeric: [1, 2] },
            )}</div>
-      <div>${lineChart([{ label: 'objects moved', tone: 'ok', points: data.movedOverTime.objects }], { title: 'objects moved over time' })}</div>
+      <div>${lineChart([{ label: 'objects moved', tone: 'ok', points: data.movedOverTime.objects }], { title: 'objects moved over time', height: 90 })}
+           ${lineChart([{ label: 'bytes moved', tone: 'info', points: data.movedOverTime.bytes }], { title: 'bytes moved over time', height: 90, unit: formatBytes })}</div>
     </div>`;
   },
   text(data) {
