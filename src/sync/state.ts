@@ -4,7 +4,7 @@ import type { KindDescriptor } from '../transfer/kinds/types.ts';
 import type { FileStamp } from './stable-read.ts';
 
 /**
- * What sync keeps in PostgreSQL (migration 0004_sync):
+ * What sync keeps in PostgreSQL (migration 0007_sync):
  * - import_log.source_size / source_mtime_ns: the stamp of the file version
  *   last loaded, so a restart reads only the files changed since;
  * - sync_state: one row per followed tree, what `pgferry cutover status` shows.
