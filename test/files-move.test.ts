@@ -90,7 +90,7 @@ afterAll(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-describe.each(['local-driver', 's3'] as const)('files move (target: %s)', (on) => {
+describe.each(['local-driver', 's3'] as const)('files move (target: %s)', { timeout: 180_000 }, (on) => {
   it('moves, verifies and switches every row; idempotent; logged per object; reversible with delete-source', async () => {
     const w = await world(tmp, 12, () => 1 + Math.floor(Math.random() * 200_000), on);
     try {
@@ -196,7 +196,7 @@ describe.each(['local-driver', 's3'] as const)('files move (target: %s)', (on) =
   });
 });
 
-describe('files move to S3 when S3 goes away', () => {
+describe('files move to S3 when S3 goes away', { timeout: 180_000 }, () => {
   it('objects are retried, then failed; once S3 is back a re-run finishes every one', async () => {
     const w = await world(tmp, 20, () => 5000, 's3');
     try {
