@@ -10,6 +10,7 @@ import { moveFiles } from '../src/transfer/files/move.ts';
 import { localStore, type ObjectStore } from '../src/transfer/files/object-store.ts';
 import { reconcileStore } from '../src/transfer/files/reconcile.ts';
 import { type TargetSpec, targetStore } from './fixtures/move-stores.ts';
+import { runCli } from './helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { type S3TestServer, startS3Server } from './helpers/s3-server.ts';
 
@@ -89,7 +90,7 @@ afterAll(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-describe.each(['local-driver', 's3'] as const)('files move (target: %s)', (on) => {
+describe.each(['local-driver', 's3'] as const)('files move (target: %s)', { timeout: 180_000 }, (on) => {
   it('moves, verifies and switches every row; idempotent; logged per object; reversible with delete-source', async () => {
     const w = await world(tmp, 12, () => 1 + Math.floor(Math.random() * 200_000), on);
     try {
@@ -195,7 +196,7 @@ describe.each(['local-driver', 's3'] as const)('files move (target: %s)', (on) =
   });
 });
 
-describe('files move to S3 when S3 goes away', () => {
+describe('files move to S3 when S3 goes away', { timeout: 180_000 }, () => {
   it('objects are retried, then failed; once S3 is back a re-run finishes every one', async () => {
     const w = await world(tmp, 20, () => 5000, 's3');
     try {
@@ -230,4 +231,39 @@ describe('files move to S3 when S3 goes away', () => {
       await dispose(w);
     }
   });
+});
+
+describe('pgferry files move / reconcile (CLI, S3)', () => {
+  it('--dry-run changes nothing; a move exits 0 with objects, MB and MB/s; reconcile finds a planted orphan and a missing object', async () => {
+    const w = await world(tmp, 6, () => 3000, 's3');
+    const env = { ...s3Env(s3!), DATA_DIR: w.dataDir };
+    try {
+      const dry = await runCli(['files', 'move', '--to', 's3', '--db', w.db.url, '--dry-run'], env);
+      expect(dry.code, dry.stdout + dry.stderr).toBe(0);
+      expect(dry.stdout).toMatch(/dry run/);
+      expect(await rowsAt(w.db, 's3')).toBe(0);
+
+      const run = await runCli(['files', 'move', '--to', 's3', '--db', w.db.url, '--concurrency', '3'], env);
+      expect(run.code, run.stdout + run.stderr).toBe(0);
+      expect(run.stdout).toMatch(/objects\/s.*MB\/s/);
+      expect(await rowsAt(w.db, 's3')).toBe(6);
+      const [url] = await w.db.db.sql<{ url: string; bucket: string }[]>`select url, bucket from uploads limit 1`;
+      expect(url!.url).toMatch(new RegExp(`^${s3!.endpoint}/pgferry-move/uploads/`));
+
+      expect((await runCli(['files', 'reconcile', '--store', 's3', '--db', w.db.url], env)).code).toBe(0);
+      await w.target.storage.put('uploads/2026/12/planted-orphan', Readable.from([Buffer.from('orphan')]));
+      await w.target.storage.delete(w.keys[0]!);
+      const found = await runCli(['files', 'reconcile', '--store', 's3', '--db', w.db.url, '--fix', '--grace', '1h'], env);
+      expect(found.code).toBe(1);
+      expect(found.stdout).toMatch(/orphan uploads\/2026\/12\/planted-orphan: .*younger than the grace period/);
+      expect(found.stdout).toMatch(new RegExp(`missing ${w.keys[0]}`));
+      const fixed = await runCli(['files', 'reconcile', '--store', 's3', '--db', w.db.url, '--fix', '--grace', '0s'], env);
+      expect(fixed.stdout).toMatch(/deleted uploads\/2026\/12\/planted-orphan/);
+
+      expect((await runCli(['files', 'move', '--to', 'nowhere', '--db', w.db.url], env)).code).toBe(2);
+      expect((await runCli(['files', 'move', '--help'])).stdout).toMatch(/--delete-source/);
+    } finally {
+      await dispose(w);
+    }
+  }, 240_000); // eight CLI runs on a loaded two-core machine
 });

@@ -53,7 +53,7 @@ afterAll(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-describe('files reconcile', () => {
+describe('files reconcile', { timeout: 180_000 }, () => {
   it('finds orphans, missing objects and objects whose bytes differ', async () => {
     const run = await reconcile();
     expect(run.code, run.stdout + run.stderr).toBe(1);

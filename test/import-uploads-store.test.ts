@@ -45,8 +45,12 @@ afterAll(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-describe('import --uploads-store', () => {
+describe('import --uploads-store', { timeout: 180_000 }, () => {
   it('imports every readable entry and reports the rest; keeps empty saved_path as no object', async () => {
+    const dry = await cli(['import', '--uploads-store', store, '--dry-run']);
+    expect(dry.stdout).toMatch(/dry run/);
+    const [none] = await db.db.sql`select count(*)::int as n from uploads`;
+    expect(none!.n).toBe(0);
     const run = await cli(['import', '--uploads-store', store]);
     expect(run.code, run.stdout + run.stderr).toBe(1); // two entries cannot be imported
     expect(run.stdout).toMatch(/uploads\s+│?\s*13\s/);

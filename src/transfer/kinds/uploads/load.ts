@@ -163,9 +163,8 @@ async function loadBatch(
         source = excluded.source, content_hash = excluded.content_hash, status = excluded.status, error = null, imported_at = now()`;
     return counts;
   };
-  return dryRun
-    ? db.run('import.uploads.compare', (sql) => sql.begin((tx) => work(tx as unknown as TransactionSql)) as never)
-    : db.transaction('import.uploads', work);
+  // A dry run reads in the same transaction and writes nothing.
+  return db.transaction(dryRun ? 'import.uploads.compare' : 'import.uploads', work);
 }
 
 async function writeRows(tx: TransactionSql, rows: readonly UploadEntryRow[], links: ReadonlyMap<string, LinkedBytes>): Promise<void> {
