@@ -84,7 +84,12 @@ interface Dirty {
   /** Not before this time (ms epoch). */
   due: number;
   attempts: number;
+  /** Seen by a filesystem event (a live write), not by a scan (the backfill): loaded first. */
+  live: boolean;
 }
+
+/** Backfill paths per batch while live writes are waiting: the app's writes are not queued behind the history. */
+const BACKFILL_BESIDE_LIVE = 50;
 
 interface Staged {
   rel: string;
@@ -177,7 +182,7 @@ export class Sync {
       if (!rel.endsWith('.json') || !this.folders.has(rel.split('/')[0]!)) return;
       this.lastEventAt = new Date();
       this.groupAdd(rel);
-      this.markDirty(rel, 10);
+      this.markDirty(rel, 10, true);
     };
     this.watcher.on('add', onPath).on('change', onPath).on('unlink', onPath);
     this.watcher.on('error', (error) => {
@@ -186,9 +191,11 @@ export class Sync {
     await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
   }
 
-  private markDirty(rel: string, delayMs: number): void {
+  private markDirty(rel: string, delayMs: number, live = false): void {
     const now = Date.now();
-    if (!this.dirty.has(rel)) this.dirty.set(rel, { since: now, due: now + delayMs, attempts: 0 });
+    const entry = this.dirty.get(rel);
+    if (!entry) this.dirty.set(rel, { since: now, due: now + delayMs, attempts: 0, live });
+    else if (live) entry.live = true;
     this.wake?.();
   }
 
@@ -255,7 +262,11 @@ export class Sync {
    */
   private async processDue(): Promise<void> {
     const now = Date.now();
-    const due = [...this.dirty.entries()].filter(([, d]) => d.due <= now).slice(0, this.options.batchSize ?? 500);
+    const batchSize = this.options.batchSize ?? 500;
+    const ready = [...this.dirty.entries()].filter(([, d]) => d.due <= now);
+    const live = ready.filter(([, d]) => d.live).slice(0, batchSize);
+    const backfill = ready.filter(([, d]) => !d.live).slice(0, live.length > 0 ? BACKFILL_BESIDE_LIVE : batchSize);
+    const due = [...live, ...backfill];
     if (due.length === 0) return;
     const batchDir = path.join(this.stagingRoot, `b${++this.batchNo}`);
     const staged = new Map<string, { bytes: Buffer; staged: Staged }>();
@@ -280,7 +291,7 @@ export class Sync {
       let busy = false;
       for (const member of members) {
         if (staged.has(member)) continue;
-        const outcome = await this.readOne(member, { since: now, due: now, attempts: 0 }, true);
+        const outcome = await this.readOne(member, { since: now, due: now, attempts: 0, live: false }, true);
         if (outcome === 'retry') busy = true;
         else if (outcome === 'gone') {
           gone.set(member, now);
@@ -444,7 +455,10 @@ export class Sync {
     }
     if (orphans.size > 0) {
       const loader = this.loader();
-      for (const [kind, keys] of orphans) await loader.prune(kind, keys);
+      for (const [kind, keys] of orphans) {
+        await loader.prune(kind, keys);
+        this.counts.deleted += keys.length;
+      }
     }
     this.lastImportAt = new Date(committedAt);
   }
