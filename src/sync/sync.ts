@@ -235,8 +235,9 @@ export class Sync {
   // -- processing ----------------------------------------------------------
 
   private async sleepUntilDue(limit: number): Promise<void> {
-    const dues = [...this.dirty.values()].map((d) => d.due);
-    const until = Math.min(limit, this.lastReportAt + (this.options.reportMs ?? 5000), ...dues);
+    // A loop, not Math.min(...spread): a first pass may hold more paths than a call takes arguments.
+    let until = Math.min(limit, this.lastReportAt + (this.options.reportMs ?? 5000));
+    for (const entry of this.dirty.values()) if (entry.due < until) until = entry.due;
     const ms = Math.max(0, Math.min(until - Date.now(), 1000));
     if (ms === 0 && this.dirty.size > 0) return;
     await new Promise<void>((resolve) => {
@@ -549,7 +550,8 @@ export class Sync {
 
   private async report(final: boolean): Promise<void> {
     this.lastReportAt = Date.now();
-    const oldest = Math.min(Date.now(), ...[...this.dirty.values()].map((d) => d.since));
+    let oldest = Date.now();
+    for (const entry of this.dirty.values()) if (entry.since < oldest) oldest = entry.since;
     const { lagP50Ms, lagP99Ms } = this.percentiles();
     const state = {
       sourceDir: this.options.root,
