@@ -84,7 +84,12 @@ interface Dirty {
   /** Not before this time (ms epoch). */
   due: number;
   attempts: number;
+  /** Seen by a filesystem event (a live write), not by a scan (the backfill): loaded first. */
+  live: boolean;
 }
+
+/** Backfill paths per batch while live writes are waiting: the app's writes are not queued behind the history. */
+const BACKFILL_BESIDE_LIVE = 50;
 
 interface Staged {
   rel: string;
@@ -177,7 +182,7 @@ export class Sync {
       if (!rel.endsWith('.json') || !this.folders.has(rel.split('/')[0]!)) return;
       this.lastEventAt = new Date();
       this.groupAdd(rel);
-      this.markDirty(rel, 10);
+      this.markDirty(rel, 10, true);
     };
     this.watcher.on('add', onPath).on('change', onPath).on('unlink', onPath);
     this.watcher.on('error', (error) => {
@@ -186,9 +191,11 @@ export class Sync {
     await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
   }
 
-  private markDirty(rel: string, delayMs: number): void {
+  private markDirty(rel: string, delayMs: number, live = false): void {
     const now = Date.now();
-    if (!this.dirty.has(rel)) this.dirty.set(rel, { since: now, due: now + delayMs, attempts: 0 });
+    const entry = this.dirty.get(rel);
+    if (!entry) this.dirty.set(rel, { since: now, due: now + delayMs, attempts: 0, live });
+    else if (live) entry.live = true;
     this.wake?.();
   }
 
@@ -228,8 +235,9 @@ export class Sync {
   // -- processing ----------------------------------------------------------
 
   private async sleepUntilDue(limit: number): Promise<void> {
-    const dues = [...this.dirty.values()].map((d) => d.due);
-    const until = Math.min(limit, this.lastReportAt + (this.options.reportMs ?? 5000), ...dues);
+    // A loop, not Math.min(...spread): a first pass may hold more paths than a call takes arguments.
+    let until = Math.min(limit, this.lastReportAt + (this.options.reportMs ?? 5000));
+    for (const entry of this.dirty.values()) if (entry.due < until) until = entry.due;
     const ms = Math.max(0, Math.min(until - Date.now(), 1000));
     if (ms === 0 && this.dirty.size > 0) return;
     await new Promise<void>((resolve) => {
@@ -255,7 +263,11 @@ export class Sync {
    */
   private async processDue(): Promise<void> {
     const now = Date.now();
-    const due = [...this.dirty.entries()].filter(([, d]) => d.due <= now).slice(0, this.options.batchSize ?? 500);
+    const batchSize = this.options.batchSize ?? 500;
+    const ready = [...this.dirty.entries()].filter(([, d]) => d.due <= now);
+    const live = ready.filter(([, d]) => d.live).slice(0, batchSize);
+    const backfill = ready.filter(([, d]) => !d.live).slice(0, live.length > 0 ? BACKFILL_BESIDE_LIVE : batchSize);
+    const due = [...live, ...backfill];
     if (due.length === 0) return;
     const batchDir = path.join(this.stagingRoot, `b${++this.batchNo}`);
     const staged = new Map<string, { bytes: Buffer; staged: Staged }>();
@@ -280,7 +292,7 @@ export class Sync {
       let busy = false;
       for (const member of members) {
         if (staged.has(member)) continue;
-        const outcome = await this.readOne(member, { since: now, due: now, attempts: 0 }, true);
+        const outcome = await this.readOne(member, { since: now, due: now, attempts: 0, live: false }, true);
         if (outcome === 'retry') busy = true;
         else if (outcome === 'gone') {
           gone.set(member, now);
@@ -444,7 +456,10 @@ export class Sync {
     }
     if (orphans.size > 0) {
       const loader = this.loader();
-      for (const [kind, keys] of orphans) await loader.prune(kind, keys);
+      for (const [kind, keys] of orphans) {
+        await loader.prune(kind, keys);
+        this.counts.deleted += keys.length;
+      }
     }
     this.lastImportAt = new Date(committedAt);
   }
@@ -535,7 +550,8 @@ export class Sync {
 
   private async report(final: boolean): Promise<void> {
     this.lastReportAt = Date.now();
-    const oldest = Math.min(Date.now(), ...[...this.dirty.values()].map((d) => d.since));
+    let oldest = Date.now();
+    for (const entry of this.dirty.values()) if (entry.since < oldest) oldest = entry.since;
     const { lagP50Ms, lagP99Ms } = this.percentiles();
     const state = {
       sourceDir: this.options.root,
