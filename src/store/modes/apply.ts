@@ -86,9 +86,12 @@ async function readRecord(kind: KindDescriptor, dataDir: string, rel: string, se
   const file = { kind: kind.name, rel, size: 0 };
   const key = kind.fileKey(file);
   const version = sourceVersionNow();
+  const abs = path.resolve(dataDir, rel);
+  // A journal line is data: it never names a file outside DATA_DIR.
+  if (!abs.startsWith(path.resolve(dataDir) + path.sep)) return { state: 'unreadable', reason: 'path outside DATA_DIR' };
   let bytes: Buffer;
   try {
-    bytes = await readFile(path.join(dataDir, rel));
+    bytes = await readFile(abs);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'gone', record: { key, file: rel, hash: '', version } };
     return { state: 'unreadable', reason: `cannot read file: ${(error as NodeJS.ErrnoException).code ?? String(error)}` };
