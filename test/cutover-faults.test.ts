@@ -210,6 +210,7 @@ describe('import during dual writes', () => {
   it('an import and a stream of dual writes on the same records end with verify clean, no second pass', async () => {
     const testDb = await createTestDatabase();
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pgferry-race-'));
+    let store: ModesStore | undefined;
     try {
       // Records the app already has before the cutover starts.
       const tierLimits = { ...DEFAULT_TIER_LIMITS, free: { daily: null, monthly: null } };
@@ -223,33 +224,36 @@ describe('import during dual writes', () => {
       }
       await seed.close();
 
-      const store = (await openStore({
+      store = (await openStore({
         env: { DATABASE_URL: testDb.url, DATA_DIR: dataDir, STORAGE_MODE: 'dual', TIER_LIMITS: UNLIMITED },
         logger: silent,
       })) as ModesStore;
+      const app = store;
       let importing = true;
       let writes = 0;
       const stream = async () => {
         while (importing) {
           const { user, id } = ids[Math.floor(Math.random() * ids.length)]!;
-          await store.conversations.sendUserMessage(user, id, `during import ${writes++}`);
+          await app.conversations.sendUserMessage(user, id, `during import ${writes++}`);
         }
       };
       const streams = [stream(), stream(), stream()];
       const root = await resolveSourceRoot(dataDir, allKinds());
       // One pass, small batches: the import reads files well before it commits them.
-      const imported = await runImport({ root, db: testDb.db, tierLimits, batchSize: 5, jobs: 2, logger: silent });
+      const imported = await runImport({ root, db: testDb.db, tierLimits, batchSize: 5, jobs: 2, logger: createLogger({ level: 'warn' }) });
       importing = false;
       await Promise.all(streams);
       expect(imported.kinds.conversations!.rejected).toBe(0);
-      await store.close();
+      await app.close();
+      store = undefined;
       expect(writes).toBeGreaterThan(10);
       const summary = await verifyClean(dataDir, testDb.url);
       expect(summary.kinds.conversations!.source).toBe(600);
       expect(summary.ok, JSON.stringify(summary.kinds)).toBe(true);
     } finally {
+      await store?.close();
       await testDb.drop();
-      await rm(dataDir, { recursive: true, force: true });
+      await rm(dataDir, { recursive: true, force: true, maxRetries: 3 });
     }
   }, 180_000);
 });
