@@ -14,7 +14,7 @@
  * unreachable (dual, journaled), then the time to replay the journal.
  * It prints figures; it asserts nothing.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
@@ -75,6 +75,7 @@ async function modesStore(config: Config, db: Database): Promise<ModesStore> {
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pgferry-bench-modes-'));
+  await chmod(dir, 0o755); // PostgreSQL runs as `postgres` when run as root
   let stop = async () => {};
   let adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) {

@@ -56,7 +56,7 @@ export async function applyRecordFiles(
       } else (read.state === 'record' ? records : gone).push(read.record);
     }
     if (records.length > 0) {
-      const loader = new Loader(db, { settings });
+      const loader = new Loader(db, { settings, method: MIRROR_LOAD_METHOD });
       const batch = await loader.batch(kind, records, []);
       result.written += batch.inserted + batch.updated;
       result.unchanged += batch.unchanged;
@@ -79,6 +79,13 @@ function groupByKind(refs: readonly RecordRef[]): Map<string, string[]> {
   return new Map([...byKind].map(([kind, rels]) => [kind, [...rels]]));
 }
 
+/**
+ * The mirror writes a few records at a time: one statement with the records
+ * as a JSON parameter beats COPY there (a COPY's round trips cost about
+ * 100 ms per conversation on a small write; bench/modes.ts). Import keeps COPY.
+ */
+const MIRROR_LOAD_METHOD = 'json' as const;
+
 type ReadOutcome = { state: 'record' | 'gone'; record: KindRecord } | { state: 'unreadable'; reason: string };
 
 /** Read one record file as the importer does; the version is taken before the read (transfer/version.ts). */
@@ -86,9 +93,12 @@ async function readRecord(kind: KindDescriptor, dataDir: string, rel: string, se
   const file = { kind: kind.name, rel, size: 0 };
   const key = kind.fileKey(file);
   const version = sourceVersionNow();
+  const abs = path.resolve(dataDir, rel);
+  // A journal line is data: it never names a file outside DATA_DIR.
+  if (!abs.startsWith(path.resolve(dataDir) + path.sep)) return { state: 'unreadable', reason: 'path outside DATA_DIR' };
   let bytes: Buffer;
   try {
-    bytes = await readFile(path.join(dataDir, rel));
+    bytes = await readFile(abs);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'gone', record: { key, file: rel, hash: '', version } };
     return { state: 'unreadable', reason: `cannot read file: ${(error as NodeJS.ErrnoException).code ?? String(error)}` };
@@ -97,7 +107,7 @@ async function readRecord(kind: KindDescriptor, dataDir: string, rel: string, se
   if (!parsed.ok) return { state: 'unreadable', reason: parsed.reason };
   const prepared = kind.prepare(
     { file: { ...file, size: bytes.length }, document: parsed.value, mtimeMs: Date.now() },
-    { settings, encode: 'copy' },
+    { settings, encode: MIRROR_LOAD_METHOD },
   );
   if (!prepared.ok) return { state: 'unreadable', reason: prepared.reason };
   const record = prepared.record;

@@ -12,8 +12,14 @@ type AnyMethod = (...args: any[]) => Promise<any>;
  * repository joins the modes with one spec (specs.ts):
  *
  * - `writes`: each method that changes records, and which record files a call
- *   changed (from its arguments and its answer). The mirror copies those files
- *   to PostgreSQL through the importer's kind code (apply.ts).
+ *   changes, from its arguments alone (ids already validated; an invalid one
+ *   names no file). The mirror copies those files to PostgreSQL through the
+ *   importer's kind code (apply.ts). Naming them before the call lets the
+ *   journal take them BEFORE the JSON write while PostgreSQL is down, so a
+ *   crash between the two cannot leave a write that neither store's copy of
+ *   the journal knows about.
+ * - `fillIds`: for a method whose record id is minted by the call (create),
+ *   arguments with the id chosen up front, so `writes` can name its file.
  * - `reads`: each method shadow reads compare, and the projection both stores
  *   must agree on (ids, contents, counters; not formatting such as timestamp
  *   precision).
@@ -22,9 +28,8 @@ type AnyMethod = (...args: any[]) => Promise<any>;
  */
 export interface RepositorySpec<R> {
   readonly name: RepositoryName;
-  readonly writes: {
-    readonly [M in keyof R]?: R[M] extends AnyMethod ? (args: Parameters<R[M]>, answer: Awaited<ReturnType<R[M]>>) => RecordRef[] : never;
-  };
+  readonly writes: { readonly [M in keyof R]?: R[M] extends AnyMethod ? (args: Parameters<R[M]>) => RecordRef[] : never };
+  readonly fillIds?: { readonly [M in keyof R]?: R[M] extends AnyMethod ? (args: Parameters<R[M]>) => Parameters<R[M]> : never };
   readonly reads: { readonly [M in keyof R]?: R[M] extends AnyMethod ? (answer: Awaited<ReturnType<R[M]>>) => unknown : never };
 }
 
@@ -54,7 +59,8 @@ export function composeRepository<R extends object>(spec: RepositorySpec<R>, mod
   if (mode !== 'dual' && mode !== 'postgres-fallback') throw new Error(`composeRepository: ${mode} is not a cutover mode`);
   const json = parts.json as Record<string, AnyMethod>;
   const postgres = parts.postgres as Record<string, AnyMethod>;
-  const writes = spec.writes as Record<string, ((args: unknown[], answer: unknown) => RecordRef[]) | undefined>;
+  const writes = spec.writes as Record<string, ((args: unknown[]) => RecordRef[]) | undefined>;
+  const fillIds = (spec.fillIds ?? {}) as Record<string, ((args: unknown[]) => unknown[]) | undefined>;
   const reads = spec.reads as Record<string, ((answer: unknown) => unknown) | undefined>;
   const composed: Record<string, AnyMethod> = {};
   for (const method of Object.keys(json)) {
@@ -66,10 +72,14 @@ export function composeRepository<R extends object>(spec: RepositorySpec<R>, mod
   }
   return composed as R;
 
-  function write(method: string, changedBy: (args: unknown[], answer: unknown) => RecordRef[]): AnyMethod {
-    return async (...args) => {
+  function write(method: string, changedBy: (args: unknown[]) => RecordRef[]): AnyMethod {
+    return async (...given) => {
+      const args = fillIds[method]?.(given) ?? given;
+      const refs = changedBy(args);
+      // PostgreSQL is down or behind: journal first, so a crash during the write loses nothing. A replay
+      // may copy the file before this write lands, so the write is mirrored (or journaled) again after it.
+      if (mode === 'dual' && parts.mirror.behind) await parts.mirror.journalAhead(refs);
       const answer = await json[method]!(...args);
-      const refs = changedBy(args, answer);
       if (mode === 'dual') await parts.mirror.changed(refs);
       else await parts.mirror.required(refs);
       return answer;

@@ -7,7 +7,7 @@ import type { RecordRef } from './apply.ts';
  * The durable journal of writes PostgreSQL has not got yet (STORAGE_MODE=dual):
  *
  *   DATA_DIR/.pgferry/journal/journal.jsonl    one entry per line, appended, fsynced
- *   DATA_DIR/.pgferry/journal/applied.json     {"offset": n}: bytes of journal.jsonl already applied
+ *   DATA_DIR/.pgferry/journal/applied.json     {"offset", "generation"}: bytes of journal.jsonl already applied
  *
  * An entry is `{"id", "at", "kind", "rel"}`: which record changed (apply.ts),
  * not how, so replaying it copies the record's file as it is then. Replaying
@@ -26,6 +26,8 @@ export interface JournalEntry extends RecordRef {
 
 export interface Pending {
   entries: JournalEntry[];
+  /** Bumped each time the file is emptied: offsets of another generation mean nothing. */
+  generation: number;
   /** Offset just past the last complete entry read. */
   end: number;
   /** A cut-short last line (a crash mid-append): skipped. */
@@ -62,12 +64,12 @@ export class Journal {
 
   /** Entries not applied yet, oldest first. */
   async pending(): Promise<Pending> {
-    const offset = await this.appliedOffset();
+    const { offset, generation } = await this.cursor();
     let bytes: Buffer;
     try {
       bytes = await readFile(this.file);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], end: 0, torn: false };
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], generation, end: 0, torn: false };
       throw error;
     }
     const start = offset <= bytes.length ? offset : 0;
@@ -89,7 +91,7 @@ export class Journal {
         torn = true; // a crash left a partial line before later appends: skip it
       }
     }
-    return { entries, end: at, torn };
+    return { entries, generation, end: at, torn };
   }
 
   /** How many entries wait to be applied (for health and `pgferry cutover status`). */
@@ -102,21 +104,25 @@ export class Journal {
    * fails: then nothing moves on), and move the cursor past them. Entries
    * for one record collapse into one apply: it copies the file as it is now.
    * Once everything is applied the journal is emptied.
+   *
+   * The lock is held only to read and to move the cursor, never while
+   * PostgreSQL is being waited for, so appends (the app's writes) never wait
+   * on a replay. Two processes replaying the same entries at once is
+   * harmless: an apply is idempotent.
    */
   async drain(apply: (refs: RecordRef[]) => Promise<void>, chunk = 1000): Promise<number> {
-    return this.locked(async () => {
-      const { entries, end } = await this.pending();
-      const latest = new Map<string, RecordRef>();
-      for (const entry of entries) {
-        const id = `${entry.kind}\u0000${entry.rel}`;
-        latest.delete(id); // keep the order of each record's last change
-        latest.set(id, { kind: entry.kind, rel: entry.rel });
-      }
-      const refs = [...latest.values()];
-      for (let i = 0; i < refs.length; i += chunk) await apply(refs.slice(i, i + chunk));
-      await this.compactTo(end);
-      return entries.length;
-    });
+    const { entries, end, generation } = await this.locked(() => this.pending());
+    if (entries.length === 0) return 0;
+    const latest = new Map<string, RecordRef>();
+    for (const entry of entries) {
+      const id = `${entry.kind}\u0000${entry.rel}`;
+      latest.delete(id); // keep the order of each record's last change
+      latest.set(id, { kind: entry.kind, rel: entry.rel });
+    }
+    const refs = [...latest.values()];
+    for (let i = 0; i < refs.length; i += chunk) await apply(refs.slice(i, i + chunk));
+    await this.locked(() => this.compactTo(end, generation));
+    return entries.length;
   }
 
   async close(): Promise<void> {
@@ -124,7 +130,10 @@ export class Journal {
     this.handle = undefined;
   }
 
-  private async compactTo(end: number): Promise<void> {
+  private async compactTo(end: number, generation: number): Promise<void> {
+    const cursor = await this.cursor();
+    // Another process replayed these entries and emptied the file meanwhile: nothing to move.
+    if (cursor.generation !== generation || cursor.offset > end) return;
     const size = await stat(this.file).then(
       (s) => s.size,
       () => 0,
@@ -136,8 +145,8 @@ export class Journal {
         await this.handle?.close();
         this.handle = undefined;
       }
-      await this.setAppliedOffset(0);
-    } else await this.setAppliedOffset(end);
+      await this.setCursor({ offset: 0, generation: generation + 1 });
+    } else await this.setCursor({ offset: end, generation });
   }
 
   private async openForAppend(): Promise<FileHandle> {
@@ -148,18 +157,21 @@ export class Journal {
     return this.handle;
   }
 
-  private async appliedOffset(): Promise<number> {
+  private async cursor(): Promise<{ offset: number; generation: number }> {
     try {
-      const value = (await readJsonFile(this.cursorFile)) as { offset?: unknown } | undefined;
-      return typeof value?.offset === 'number' ? value.offset : 0;
+      const value = (await readJsonFile(this.cursorFile)) as { offset?: unknown; generation?: unknown } | undefined;
+      return {
+        offset: typeof value?.offset === 'number' ? value.offset : 0,
+        generation: typeof value?.generation === 'number' ? value.generation : 0,
+      };
     } catch {
-      return 0;
+      return { offset: 0, generation: 0 };
     }
   }
 
-  private async setAppliedOffset(offset: number): Promise<void> {
+  private async setCursor(cursor: { offset: number; generation: number }): Promise<void> {
     await ensureDir(this.dir);
-    await writeJsonFileAtomic(this.cursorFile, { offset });
+    await writeJsonFileAtomic(this.cursorFile, cursor);
   }
 
   /** In-process queue first (one lock-file poller per process), then the cross-process lock file. */

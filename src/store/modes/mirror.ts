@@ -87,6 +87,11 @@ export class Mirror {
     }
   }
 
+  /** dual while `behind`: journal the records a write is about to change, before it runs (fsynced). */
+  async journalAhead(refs: readonly RecordRef[]): Promise<void> {
+    await this.toJournal(refs);
+  }
+
   /** Replay the journal once (one replay at a time); PostgreSQL failures leave it for the next round. */
   drain(): Promise<void> {
     this.draining ??= this.replay().finally(() => {

@@ -1,4 +1,5 @@
 import type { ConversationSummary, Message } from '../../domain/conversations.ts';
+import { isValidRecordId, isValidUserId, newId } from '../../domain/ids.ts';
 import type { UsageStatus } from '../../domain/usage.ts';
 import type { ConversationRepository, UsageRepository } from '../types.ts';
 import type { RecordRef } from './apply.ts';
@@ -14,8 +15,10 @@ import type { RepositorySpec } from './compose.ts';
  * index.ts's SPECS.
  */
 
-const conversationFile = (userId: string, id: string): RecordRef => ({ kind: 'conversations', rel: `conversations/${userId}/${id}.json` });
-const usageFile = (userId: string): RecordRef => ({ kind: 'usage', rel: `usage/${userId}/usage.json` });
+/** Files are named only from valid ids (a call with an invalid one fails its validation and changes nothing). */
+const conversationFile = (userId: string, id: string | undefined): RecordRef[] =>
+  isValidUserId(userId) && isValidRecordId(id) ? [{ kind: 'conversations', rel: `conversations/${userId}/${id}.json` }] : [];
+const usageFile = (userId: string): RecordRef[] => (isValidUserId(userId) ? [{ kind: 'usage', rel: `usage/${userId}/usage.json` }] : []);
 
 const summary = (c: ConversationSummary) => ({ id: c.id, title: c.title, messageCount: c.messageCount });
 const message = (m: Message) =>
@@ -24,13 +27,16 @@ const message = (m: Message) =>
 export const conversationsSpec: RepositorySpec<ConversationRepository> = {
   name: 'conversations',
   writes: {
-    create: ([userId], answer) => [conversationFile(userId, answer.id)],
-    addUserMessage: ([userId, id]) => [conversationFile(userId, id)],
+    create: ([userId, input]) => conversationFile(userId, input?.id),
+    addUserMessage: ([userId, id]) => conversationFile(userId, id),
     // The quota counter and the message change together.
-    sendUserMessage: ([userId, id]) => [conversationFile(userId, id), usageFile(userId)],
-    addAssistantMessage: ([userId, id]) => [conversationFile(userId, id)],
-    updateTitle: ([userId, id]) => [conversationFile(userId, id)],
-    delete: ([userId, id]) => [conversationFile(userId, id)],
+    sendUserMessage: ([userId, id]) => [...conversationFile(userId, id), ...usageFile(userId)],
+    addAssistantMessage: ([userId, id]) => conversationFile(userId, id),
+    updateTitle: ([userId, id]) => conversationFile(userId, id),
+    delete: ([userId, id]) => conversationFile(userId, id),
+  },
+  fillIds: {
+    create: ([userId, input = {}]) => [userId, { ...input, id: input.id ?? newId() }],
   },
   reads: {
     get: (c) => ({ ...summary(c), messages: c.messages.map(message) }),
@@ -44,8 +50,8 @@ const counters = (u: UsageStatus) => ({ tier: u.tier, daily: u.daily.used, month
 export const usageSpec: RepositorySpec<UsageRepository> = {
   name: 'usage',
   writes: {
-    consume: ([userId]) => [usageFile(userId)],
-    setTier: ([userId]) => [usageFile(userId)],
+    consume: ([userId]) => usageFile(userId),
+    setTier: ([userId]) => usageFile(userId),
   },
   reads: { get: counters },
 };

@@ -1,0 +1,81 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
+import { cutoverStatus, recordVerifyRun } from '../src/cutover/status.ts';
+import { writeJsonFileAtomic } from '../src/store/json/files.ts';
+import { Journal } from '../src/store/modes/journal.ts';
+import { shadowFilePath } from '../src/store/modes/shadow.ts';
+import { runCli } from './helpers/cli.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+
+/** `pgferry cutover status`: read from shared state (DATA_DIR files, PostgreSQL tables), with advice. */
+describe('cutover status', () => {
+  let testDb: TestDatabase;
+  let dataDir = '';
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'pgferry-status-'));
+  });
+  afterAll(async () => {
+    await testDb.drop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  const config = (env: Record<string, string> = {}) =>
+    loadConfig({ DATA_DIR: dataDir, DATABASE_URL: testDb.url, STORAGE_MODE: 'dual', ...env });
+
+  it('dual with no verify yet: phase, empty journal, no sync table, advice to backfill', async () => {
+    const status = await cutoverStatus(config({ STORAGE_USAGE: 'json' }), testDb.db);
+    expect(status.repositories.map((r) => [r.name, r.mode])).toEqual([
+      ['conversations', 'dual'],
+      ['usage', 'json'],
+    ]);
+    expect(status.journal).toEqual({ depth: 0, oldestAt: null });
+    expect(status.sync).toBeNull();
+    expect(status.lastVerify).toBeNull();
+    expect(status.advice.join('\n')).toMatch(/STORAGE_MODE=dual/); // usage is still on json: phase 0 → 1 first
+    const dualOnly = await cutoverStatus(config(), testDb.db);
+    expect(dualOnly.advice.join('\n')).toMatch(/pgferry import --from .* then pgferry verify/);
+  });
+
+  it('reports journal depth, shadow mismatches, sync_state rows and the age of the last verify', async () => {
+    const journal = new Journal(dataDir);
+    await journal.append([{ kind: 'conversations', rel: 'conversations/u/c.json' }]);
+    await journal.close();
+    await writeJsonFileAtomic(shadowFilePath(dataDir), {
+      updatedAt: new Date().toISOString(),
+      repositories: {
+        conversations: { compared: 50, mismatches: 2, errors: 0, lastMismatch: { method: 'get', at: 'x', difference: 'title' } },
+      },
+    });
+    await recordVerifyRun(testDb.db, { source: dataDir, kinds: ['conversations'], clean: true, summary: {}, startedAt: new Date() });
+    await testDb.db.sql`update verify_runs set finished_at = now() - interval '3 days'`;
+    await testDb.db.sql`create table sync_state (source text primary key, lag_ms integer)`;
+    await testDb.db.sql`insert into sync_state values ('./data', 1200)`;
+
+    const status = await cutoverStatus(config(), testDb.db);
+    expect(status.journal.depth).toBe(1);
+    expect(status.repositories[0]!.shadow).toMatchObject({ compared: 50, mismatches: 2 });
+    expect(status.sync).toEqual([{ source: './data', lag_ms: 1200 }]);
+    expect(status.lastVerify).toMatchObject({ clean: true });
+    expect(status.lastVerify!.ageHours).toBeGreaterThanOrEqual(72);
+    const advice = status.advice.join('\n');
+    expect(advice).toMatch(/1 write\(s\) wait in the journal/);
+    expect(advice).toMatch(/shadow reads of conversations found 2 mismatch/);
+    expect(advice).toMatch(/verify is 3 days old: run pgferry verify/);
+
+    const cli = await runCli(['cutover', 'status', '--json'], { DATA_DIR: dataDir, DATABASE_URL: testDb.url, STORAGE_MODE: 'dual' });
+    expect(cli.code).toBe(1); // the journal and the mismatches hold the next step back
+    expect(JSON.parse(cli.stdout)).toMatchObject({ storageMode: 'dual', journal: { depth: 1 } });
+    const text = await runCli(['cutover', 'status'], { DATA_DIR: dataDir, DATABASE_URL: testDb.url, STORAGE_MODE: 'dual' });
+    expect(text.stdout).toMatch(/conversations .*1 dual/);
+    expect(text.stdout).toMatch(/last verify: clean/);
+  }, 60_000);
+
+  it('has --help', async () => {
+    const help = await runCli(['cutover', 'status', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/--json/);
+  });
+});
