@@ -401,12 +401,15 @@ function collectFiles(containers: Array<{ base: string; value: Record<string, un
         else warnings.push(`${place} must be an object, found ${describe(item)}: its photos are not rows`);
       }
     }
-    for (const [key, v] of Object.entries(value)) {
-      const place = at(base, key);
+    for (const key in value) {
+      // Cheap suffix checks first: most keys are plain form fields.
+      const lower = key.length > 9 ? key.slice(-14).toLowerCase() : '';
+      if (lower === '' || !(lower.endsWith('_signature') || lower.endsWith('_signature_url') || key.startsWith('photo_url_'))) continue;
+      const v = value[key];
       let file: SubmissionFile | null = null;
-      if (/^photo_url_\d+$/.test(key) && isHttpUrl(v)) file = fileOf(v, place, key, 'photo', warnings);
-      else if (/_signature_url$/i.test(key) && isHttpUrl(v)) file = fileOf(v, place, key, 'signature', warnings);
-      else if (/_signature$/i.test(key) && (isObject(v) || isHttpUrl(v))) file = fileOf(v, place, key, 'signature', warnings);
+      if (/^photo_url_\d+$/.test(key) && isHttpUrl(v)) file = fileOf(v, at(base, key), key, 'photo', warnings);
+      else if (lower.endsWith('_signature_url') && isHttpUrl(v)) file = fileOf(v, at(base, key), key, 'signature', warnings);
+      else if (lower.endsWith('_signature') && (isObject(v) || isHttpUrl(v))) file = fileOf(v, at(base, key), key, 'signature', warnings);
       if (file) out.push(file);
     }
   }
@@ -414,14 +417,31 @@ function collectFiles(containers: Array<{ base: string; value: Record<string, un
 }
 
 /** Every inline `data:` URL in the document (base64 signatures), with its place and size. */
-function inlineBlobs(doc: unknown, place = '', out: InlineBlob[] = []): InlineBlob[] {
-  if (typeof doc === 'string') {
-    if (doc.startsWith('data:')) out.push({ place, bytes: doc.length });
-  } else if (Array.isArray(doc)) {
-    for (const [i, v] of doc.entries()) inlineBlobs(v, at(place, i), out);
-  } else if (isObject(doc)) {
-    for (const [k, v] of Object.entries(doc)) inlineBlobs(v, at(place, k), out);
-  }
+function inlineBlobs(doc: unknown): InlineBlob[] {
+  const out: InlineBlob[] = [];
+  // The place is spelled out only for a hit: most values are short strings.
+  const trail: Array<string | number> = [];
+  const walk = (value: unknown) => {
+    if (typeof value === 'string') {
+      if (value.length > 5 && value.charCodeAt(0) === 0x64 /* d */ && value.startsWith('data:')) {
+        out.push({ place: trail.reduce<string>((p, k) => at(p, k), ''), bytes: value.length });
+      }
+    } else if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        trail.push(i);
+        walk(value[i]);
+        trail.pop();
+      }
+    } else if (value !== null && typeof value === 'object') {
+      const record = value as Record<string, unknown>;
+      for (const key in record) {
+        trail.push(key);
+        walk(record[key]);
+        trail.pop();
+      }
+    }
+  };
+  walk(doc);
   return out;
 }
 

@@ -127,6 +127,8 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     schemaPresent,
     settings: { defaultUser: options.defaultUser, tierLimits: options.tierLimits },
   });
+  // Cross-record checks (afterLoad) look only at records this run wrote: the database's clock, as import_log's.
+  const runStarted = kinds.some((k) => k.afterLoad) && !dryRun ? await databaseNow(options.db) : undefined;
   const scan = await scanSource(options.root, kinds);
   const kindOf = new Map(kinds.map((k) => [k.name, k]));
   const summary: ImportSummary = {
@@ -267,19 +269,24 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
 
   if (!summary.interrupted && schemaPresent && !options.partial) {
     for (const kind of kinds) await vanished(options, loader, scan, kind, counts(kind.name), dryRun);
-    if (!dryRun) for (const kind of kinds) await crossChecks(options, kind, counts(kind.name));
+    if (runStarted) for (const kind of kinds) await crossChecks(options, kind, counts(kind.name), runStarted);
   }
   summary.elapsedMs = performance.now() - started;
   return summary;
 }
 
 /** A kind's checks across records after loading (kinds/types.ts afterLoad): warnings in the report. */
-async function crossChecks(options: ImportOptions, kind: KindDescriptor, counts: KindSummary): Promise<void> {
+async function crossChecks(options: ImportOptions, kind: KindDescriptor, counts: KindSummary, since: Date): Promise<void> {
   if (!kind.afterLoad) return;
-  for (const check of await kind.afterLoad(options.db, { root: options.root })) {
+  for (const check of await kind.afterLoad(options.db, { root: options.root, since })) {
     counts.warnings++;
     options.report?.add({ kind: kind.logKind, file: check.file, record: check.key, reason: check.reason, severity: 'warning' });
   }
+}
+
+async function databaseNow(db: Database): Promise<Date> {
+  const [row] = await db.run('import.now', (sql) => sql<{ now: Date }[]>`select clock_timestamp() as now`, { idempotent: true });
+  return row!.now;
 }
 
 async function hasSchema(db: Database): Promise<boolean> {

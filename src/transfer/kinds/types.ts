@@ -86,9 +86,10 @@ export interface KindDescriptor<R extends KindRecord = KindRecord> {
   /**
    * After every batch of the run is committed (not on a dry run): fix links
    * between records that may have arrived in any order, and return the
-   * warnings that span records. Optional.
+   * warnings that span records — for the records this run wrote (import_log
+   * rows written since `since`), so an unchanged re-run reports nothing new. Optional.
    */
-  afterLoad?(db: Database, context: { root: string }): Promise<CrossCheck[]>;
+  afterLoad?(db: Database, context: { root: string; since: Date }): Promise<CrossCheck[]>;
 
   verify: {
     /**

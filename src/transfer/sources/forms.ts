@@ -37,10 +37,23 @@ export async function scanFolder(walk: KindScan, folder: string): Promise<void> 
   }
 }
 
-/** The submissions the cleaning module wrote at the top of generated/ (8790837). Other top-level entries belong to the app. */
+/**
+ * The submissions the cleaning module wrote at the top of generated/ (8790837).
+ * Every other top-level entry belongs to the app or to another kind: it is
+ * neither followed nor reported here (a symlink at the top is not read).
+ */
 export async function scanTopLevelSubmissions(walk: KindScan): Promise<void> {
-  for (const entry of await walk.folder('.')) {
-    if (entry.type === 'file' && TOP_LEVEL_SUBMISSION.test(entry.name)) walk.add({ ...entry, rel: entry.name });
+  let entries: fs.Dirent[];
+  try {
+    entries = await fs.promises.readdir(walk.root, { withFileTypes: true });
+  } catch {
+    return; // the walk of the kind's folders reports an unreadable root
+  }
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    if (!entry.isFile() || !TOP_LEVEL_SUBMISSION.test(entry.name)) continue;
+    const abs = path.join(walk.root, entry.name);
+    const stat = await fs.promises.stat(abs).catch(() => null);
+    if (stat) walk.add({ name: entry.name, abs, rel: entry.name, type: 'file', size: stat.size });
   }
 }
 

@@ -34,9 +34,9 @@ export const jobsKind: KindDescriptor<JobLoad> = {
   isValidKey: isValidRecordId,
   prepare,
   load: { table: 'jobs', keyColumn: 'job_id', write, prune },
-  afterLoad: async (db) => {
+  afterLoad: async (db, { since }) => {
     await linkJobs(db);
-    return jobsWithoutSubmission(db);
+    return jobsWithoutSubmission(db, since);
   },
   verify: { compare, databaseKeys },
 };

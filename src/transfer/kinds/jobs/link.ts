@@ -19,11 +19,11 @@ export async function linkJobs(db: Database): Promise<void> {
      where j.submission_id is null and s.submission_id = j.meta ->> 'submission_id'`;
 }
 
-/** Imported jobs whose meta names a submission that is not in the database. */
-export async function jobsWithoutSubmission(db: Database): Promise<CrossCheck[]> {
+/** Jobs written since `since` whose meta names a submission that is not in the database. */
+export async function jobsWithoutSubmission(db: Database, since: Date): Promise<CrossCheck[]> {
   const rows = await db.sql<{ job_id: string; source: string; link: string }[]>`
     select j.job_id, l.source, j.meta ->> 'submission_id' as link
-      from jobs j join import_log l on l.kind = 'job' and l.record_key = j.job_id and l.status <> 'pruned'
+      from jobs j join import_log l on l.kind = 'job' and l.record_key = j.job_id and l.status <> 'pruned' and l.imported_at >= ${since}
      where j.submission_id is null and j.meta ->> 'submission_id' is not null
      order by j.job_id`;
   return rows.map((r) => ({
@@ -33,11 +33,15 @@ export async function jobsWithoutSubmission(db: Database): Promise<CrossCheck[]>
   }));
 }
 
-/** Imported submissions that no job links to. */
-export async function submissionsWithoutJob(db: Database): Promise<CrossCheck[]> {
+/**
+ * Submissions written since `since` that no job links to (after the 7-day
+ * purge of jobs that is every older submission: only this run's are named).
+ */
+export async function submissionsWithoutJob(db: Database, since: Date): Promise<CrossCheck[]> {
   const rows = await db.sql<{ submission_id: string; source: string }[]>`
     select s.submission_id, l.source
-      from submissions s join import_log l on l.kind = 'submission' and l.record_key = s.submission_id and l.status <> 'pruned'
+      from submissions s
+      join import_log l on l.kind = 'submission' and l.record_key = s.submission_id and l.status <> 'pruned' and l.imported_at >= ${since}
      where not exists (select 1 from jobs j where j.submission_id = s.id)
      order by s.submission_id`;
   return rows.map((r) => ({

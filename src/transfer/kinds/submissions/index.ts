@@ -26,9 +26,9 @@ export const submissionsKind: KindDescriptor<SubmissionLoad> = {
   isValidKey: isValidRecordId,
   prepare,
   load: { table: 'submissions', keyColumn: 'submission_id', write: writeSubmissions, prune: pruneSubmissions },
-  afterLoad: async (db) => {
+  afterLoad: async (db, { since }) => {
     await linkJobs(db);
-    return submissionsWithoutJob(db);
+    return submissionsWithoutJob(db, since);
   },
   verify: { compare: compareSubmissions, databaseKeys: submissionKeys },
 };
