@@ -159,7 +159,7 @@ class RecordedRun implements RunHandle {
                    info.progress === undefined
                      ? tx`case when progress ? 'total' then jsonb_set(progress, '{done}', progress -> 'total') else progress end`
                      : tx`${tx.json(info.progress as never)}`
-                 },
+},
                  problems = ${problems.errors}, warnings = ${problems.warnings}, error = ${error},
                  heartbeat_at = now(), finished_at = now()
            where id = ${this.id}`;
