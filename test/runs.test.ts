@@ -144,13 +144,13 @@ describe('run history', () => {
     const s3 = await startS3Server();
     try {
       const { settings } = s3;
-      const env = {
+      const env: Record<string, string> = {
         DATA_DIR: dataDir,
-        S3_BUCKET_NAME: settings.bucket,
-        AWS_REGION: settings.region,
-        AWS_ACCESS_KEY_ID: settings.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: settings.secretAccessKey,
-        S3_ENDPOINT: settings.endpoint,
+        S3_BUCKET_NAME: settings.bucket ?? '',
+        AWS_REGION: settings.region ?? '',
+        AWS_ACCESS_KEY_ID: settings.accessKeyId ?? '',
+        AWS_SECRET_ACCESS_KEY: settings.secretAccessKey ?? '',
+        S3_ENDPOINT: settings.endpoint ?? '',
       };
       const moved = await runCli(['files', 'move', '--to', 's3', '--db', db.url, '--attempts', '1'], { env });
       expect(moved.code).toBe(1); // uploads/gone has no object: it fails, the other moves

@@ -105,7 +105,7 @@ function registerDatabaseMetrics(registry: Registry, db: Database): void {
   });
   const runs = new Counter({
     name: 'pgferry_runs_total',
-    help: 'Recorded runs (import, verify, sync, files-move, archive) by status, from the run history',
+    help: 'Recorded runs (import, verify, sync, files-move, files-reconcile, archive, archive-restore) by status, from the run history',
     labelNames: ['command', 'status'],
     registers,
   });

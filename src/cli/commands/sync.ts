@@ -33,7 +33,8 @@ Each new or changed file is loaded within seconds through the same engine as
 import (content hash: an unchanged file writes nothing); a file caught while the
 app writes it is read again, never loaded torn; a deleted file's record is
 deleted. Restarting resumes: only files changed meanwhile are read. The lag is
-logged and kept in the sync_state table (pgferry cutover status shows it).
+logged and kept in the sync_state table (pgferry cutover status, pgferry status and /admin show it);
+the process is one run in the run history (pgferry runs --command sync).
 Exit codes: 0 done (or stopped with Ctrl-C / SIGTERM), 1 a file was rejected, 2 usage or configuration error.`;
 
 export function register(program: Command): void {
