@@ -175,6 +175,45 @@ describe('admin page', () => {
   });
 });
 
+describe('sync lag on the page and in /metrics', () => {
+  it("shows each followed tree from sync_state (following or stale), the last sync run's lag chart, and the gauge", async () => {
+    const sql = store.database!.sql;
+    await sql`insert into sync_state (source_dir, following, lag_ms, lag_p99_ms, pending, oldest_pending_ms, last_event_at, updated_at)
+              values ('/srv/app-data', true, 420, 900, 0, 0, now(), now()),
+                     ('/srv/old-data', true, 900, 900, 2, 7000, now() - interval '1 hour', now() - interval '1 hour')`;
+    const run = await startRun(store.database!, { command: 'sync', source: '/srv/app-data' });
+    const t = Date.now();
+    await run.finish({
+      exitCode: 0,
+      counts: { sync: { imported: 3, unchanged: 0, deleted: 0, errors: 0 } },
+      progress: {
+        done: 3,
+        pending: 0,
+        lagSamples: [
+          [t - 10_000, 300],
+          [t - 5000, 1200],
+          [t, 420],
+        ],
+      },
+    });
+    const overview = await call(server.url, 'GET', '/admin/api/overview', { token: adminToken });
+    const cutover = overview.body.sections.cutover;
+    expect(cutover.syncs).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ sourceDir: '/srv/app-data', following: true, stale: false, lagSeconds: 0.42 }),
+        expect.objectContaining({ sourceDir: '/srv/old-data', stale: true, lagSeconds: 7, pending: 2 }),
+      ]),
+    );
+    expect(cutover.syncLagSamples).toHaveLength(3);
+    const page = await call(server.url, 'GET', '/admin', { token: adminToken });
+    expect(page.text).toContain('aria-label="sync lag (s), last samples"');
+    expect(page.text).toMatch(/\/srv\/old-data<\/td><td><span class="badge bad">stale/);
+    const metrics = await call(server.url, 'GET', '/metrics', { token: METRICS_TOKEN });
+    expect(metrics.text).toContain('pgferry_sync_lag_seconds{source="/srv/app-data"} 0.42');
+    expect(metrics.text).toContain('pgferry_sync_lag_seconds{source="/srv/old-data"} 7');
+  });
+});
+
 describe('/metrics', () => {
   it('answers METRICS_TOKEN and admins with HTTP, store, pool, slow-query, run, journal and sync-lag metrics', async () => {
     await call(server.url, 'POST', '/v1/conversations', { token: userToken, body: { title: 'hello' } });

@@ -1,3 +1,4 @@
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,6 +7,7 @@ import { listRuns, runProblems, startRun } from '../src/runs/record.ts';
 import { writeSample } from '../src/transfer/sample.ts';
 import { runCli, writeQuirksCorpus } from './fixtures/import-corpus.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { startS3Server } from './helpers/s3-server.ts';
 
 /**
  * Run history (issue 13): import and verify each leave a `runs` row with
@@ -118,5 +120,72 @@ describe('run history', () => {
     } finally {
       await empty.drop();
     }
+  });
+
+  it('records a sync (counts and lag samples), a files move and reconcile, and an archive; `pgferry runs` lists them', async () => {
+    const synced = await runCli(['sync', '--from', dir, '--to', db.url, '--default-user', 'owner_1']);
+    const [sync] = await listRuns(db.db.sql, { command: 'sync' });
+    expect(sync).toMatchObject({ command: 'sync', source: dir, exitCode: synced.code, stale: false });
+    expect(sync!.finishedAt).not.toBeNull();
+    expect(sync!.counts.sync).toMatchObject({ imported: expect.any(Number), unchanged: expect.any(Number), deleted: 0 });
+    // The final sync_state report is the run's progress: counts and at least one lag sample for the chart.
+    expect(sync!.progress).toMatchObject({ pending: 0, lagSamples: expect.any(Array) });
+    expect((sync!.progress.lagSamples as unknown[]).length).toBeGreaterThan(0);
+
+    // files move: one local object to S3 (s3rver), then a reconcile that finds a row whose object is missing.
+    const dataDir = path.join(tmp, 'app');
+    const bytes = 'uploaded bytes';
+    await fs.mkdir(path.join(dataDir, 'files', 'uploads'), { recursive: true });
+    await fs.writeFile(path.join(dataDir, 'files', 'uploads', 'a'), bytes);
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    await db.db.sql`insert into uploads (id, user_id, filename, storage, file_key, file_size, sha256)
+                    values (${randomUUID()}, 'alice', 'a.pdf', 'local', 'uploads/a', ${bytes.length}, ${sha}),
+                           (${randomUUID()}, 'alice', 'b.pdf', 'local', 'uploads/gone', 5, ${sha})`;
+    const s3 = await startS3Server();
+    try {
+      const { settings } = s3;
+      const env: Record<string, string> = {
+        DATA_DIR: dataDir,
+        S3_BUCKET_NAME: settings.bucket ?? '',
+        AWS_REGION: settings.region ?? '',
+        AWS_ACCESS_KEY_ID: settings.accessKeyId ?? '',
+        AWS_SECRET_ACCESS_KEY: settings.secretAccessKey ?? '',
+        S3_ENDPOINT: settings.endpoint ?? '',
+      };
+      const moved = await runCli(['files', 'move', '--to', 's3', '--db', db.url, '--attempts', '1'], { env });
+      expect(moved.code).toBe(1); // uploads/gone has no object: it fails, the other moves
+      const [move] = await listRuns(db.db.sql, { command: 'files-move' });
+      expect(move).toMatchObject({ status: 'failed', exitCode: 1, problems: 1, source: 'local → s3' });
+      expect(move!.counts.objects).toMatchObject({ selected: 2, migrated: 1, failed: 1 });
+      expect(await runProblems(db.db.sql, move!.id)).toEqual([
+        expect.objectContaining({ kind: 'object', file: 'uploads/gone', severity: 'error' }),
+      ]);
+      const reconciled = await runCli(['files', 'reconcile', '--store', 's3', '--db', db.url], { env });
+      const [reconcile] = await listRuns(db.db.sql, { command: 'files-reconcile' });
+      expect(reconcile).toMatchObject({ exitCode: reconciled.code, source: 's3' });
+      expect(reconcile!.counts.objects).toMatchObject({ objects: expect.any(Number), missing: expect.any(Number) });
+    } finally {
+      await s3.close();
+    }
+
+    const archived = await runCli(['archive', '--from', dir, '--to', path.join(tmp, 'archive.tar.gz')], { env: { DATABASE_URL: db.url } });
+    expect(archived.code, archived.stderr).toBe(0);
+    const [archive] = await listRuns(db.db.sql, { command: 'archive' });
+    expect(archive).toMatchObject({ status: 'ok', exitCode: 0, source: dir });
+    expect(archive!.counts.archive!.files).toBeGreaterThan(0);
+
+    const listed = await runCli(['runs', '--database-url', db.url]);
+    expect(listed.code, listed.stderr).toBe(0);
+    for (const command of ['sync', 'files-move', 'files-reconcile', 'archive']) expect(listed.stdout).toContain(command);
+  });
+
+  it('`pgferry status` shows a sync following, and a sync whose row stopped moving as stale', async () => {
+    await db.db.sql`insert into sync_state (source_dir, following, lag_ms, pending, oldest_pending_ms, last_event_at, updated_at)
+                    values ('/srv/live', true, 420, 0, 0, now(), now()),
+                           ('/srv/dead', true, 900, 3, 12000, now() - interval '10 minutes', now() - interval '10 minutes')`;
+    const status = await runCli(['status', '--database-url', db.url]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/sync \/srv\/live: following, lag 0\.4 s, 0 pending/);
+    expect(status.stdout).toMatch(/sync \/srv\/dead: stale, lag 12\.0 s, 3 pending/);
   });
 });

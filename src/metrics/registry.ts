@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Database, Sql } from '../db/database.ts';
 import { errorCode } from '../db/database.ts';
+import { listSyncStates } from '../sync/state.ts';
 
 /**
  * The Prometheus metrics of one server (docs/admin.md lists them). One
@@ -15,8 +16,8 @@ export interface Metrics {
   readonly storeDuration: Histogram<'repository' | 'operation' | 'backend' | 'outcome'>;
   /** Fed by the cutover (journal of dual writes, per repository): registered now so dashboards can be built. */
   readonly journalDepth: Gauge<'repository'>;
-  /** Fed by `pgferry sync`: seconds between the newest source change and its copy. */
-  readonly syncLag: Gauge<'repository'>;
+  /** Read from sync_state at scrape time, per followed source directory. */
+  readonly syncLag: Gauge<'source'>;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -53,9 +54,15 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     }),
     syncLag: new Gauge({
       name: 'pgferry_sync_lag_seconds',
-      help: 'Age of the oldest change not yet copied by sync, per repository (fed by sync)',
-      labelNames: ['repository'],
+      help: 'pgferry sync lag per followed source directory: age of the oldest change not yet copied, else the lag of the last change (from sync_state)',
+      labelNames: ['source'],
       registers,
+      async collect() {
+        this.reset();
+        if (!options.db) return;
+        const states = await listSyncStates(options.db.sql).catch(() => []);
+        for (const state of states) if (state.lagSeconds !== null) this.set({ source: state.sourceDir }, state.lagSeconds);
+      },
     }),
   };
   if (options.db) registerDatabaseMetrics(registry, options.db);
@@ -98,7 +105,7 @@ function registerDatabaseMetrics(registry: Registry, db: Database): void {
   });
   const runs = new Counter({
     name: 'pgferry_runs_total',
-    help: 'Recorded runs (import, verify, sync, files-move, archive) by status, from the run history',
+    help: 'Recorded runs (import, verify, sync, files-move, files-reconcile, archive, archive-restore) by status, from the run history',
     labelNames: ['command', 'status'],
     registers,
   });

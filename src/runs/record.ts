@@ -17,7 +17,7 @@ import { type Logger, redactSecrets, silentLogger } from '../log.ts';
  * (verify does not migrate) or a failed write is logged and skipped.
  */
 
-export const RUN_COMMANDS = ['import', 'verify', 'sync', 'files-move', 'archive'] as const;
+export const RUN_COMMANDS = ['import', 'verify', 'sync', 'files-move', 'files-reconcile', 'archive', 'archive-restore'] as const;
 export type RunCommand = (typeof RUN_COMMANDS)[number];
 export type RunStatus = 'running' | 'ok' | 'failed' | 'interrupted';
 
@@ -49,6 +49,8 @@ export interface FinishRunInfo {
   problems?: { errors: number; warnings: number; first: readonly RunProblem[] };
   /** Why the run failed; redacted before it is written. */
   error?: unknown;
+  /** The final progress object (update() is throttled; this one is always written). */
+  progress?: Record<string, unknown>;
 }
 
 export interface RunHandle {
@@ -56,6 +58,11 @@ export interface RunHandle {
   readonly id: number | undefined;
   /** Records done of total; written at most once a second. */
   progress(done: number, total: number): void;
+  /**
+   * A long-running command's own progress object (sync: counts, lag and the
+   * last lag samples); written at most once a second, and moves the heartbeat.
+   */
+  update(progress: Record<string, unknown>): void;
   finish(info: FinishRunInfo): Promise<void>;
   /** The run threw: recorded as failed with the (redacted) error message. */
   fail(error: unknown): Promise<void>;
@@ -65,7 +72,7 @@ const UNDEFINED_TABLE = '42P01';
 const PROGRESS_INTERVAL_MS = 1000;
 const EXIT_INTERRUPTED = 130;
 
-const notRecorded: RunHandle = { id: undefined, progress() {}, async finish() {}, async fail() {} };
+const notRecorded: RunHandle = { id: undefined, progress() {}, update() {}, async finish() {}, async fail() {} };
 
 function statusOf(exitCode: number): RunStatus {
   if (exitCode === 0) return 'ok';
@@ -116,6 +123,10 @@ class RecordedRun implements RunHandle {
   }
 
   progress(done: number, total: number): void {
+    this.update({ done, total });
+  }
+
+  update(progress: Record<string, unknown>): void {
     const now = performance.now();
     if (now - this.lastWrite < PROGRESS_INTERVAL_MS) return;
     this.lastWrite = now;
@@ -124,7 +135,7 @@ class RecordedRun implements RunHandle {
       this.db
         .run(
           'runs.progress',
-          (sql) => sql`update runs set progress = ${sql.json({ done, total })}, heartbeat_at = now() where id = ${this.id}`,
+          (sql) => sql`update runs set progress = ${sql.json(progress as never)}, heartbeat_at = now() where id = ${this.id}`,
         )
         .catch((error: unknown) => this.logger.debug({ err: error }, 'run progress not recorded')),
     );
@@ -144,7 +155,11 @@ class RecordedRun implements RunHandle {
           update runs
              set status = ${statusOf(info.exitCode)}, exit_code = ${info.exitCode},
                  counts = ${tx.json(numericCounts(info.counts) as never)},
-                 progress = case when progress ? 'total' then jsonb_set(progress, '{done}', progress -> 'total') else progress end,
+                 progress = ${
+                   info.progress === undefined
+                     ? tx`case when progress ? 'total' then jsonb_set(progress, '{done}', progress -> 'total') else progress end`
+                     : tx`${tx.json(info.progress as never)}`
+},
                  problems = ${problems.errors}, warnings = ${problems.warnings}, error = ${error},
                  heartbeat_at = now(), finished_at = now()
            where id = ${this.id}`;
@@ -177,7 +192,8 @@ export interface RunRow {
   stale: boolean;
   exitCode: number | null;
   counts: RunCounts;
-  progress: { done?: number; total?: number };
+  /** import/verify: records done of total; sync: also its lag and last lag samples (SyncRunProgress). */
+  progress: { done?: number; total?: number; [field: string]: unknown };
   problems: number;
   warnings: number;
   reportPath: string | null;

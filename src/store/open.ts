@@ -9,8 +9,8 @@ import type { FormsBackends } from './core/forms-backend.ts';
 import { createContext } from './json/context.ts';
 import { jsonFormsBackends } from './json/forms.ts';
 import { createJsonStore } from './json/index.ts';
-import { postgresFormsBackends } from './postgres/forms.ts';
 import { createModesStore, storeModes } from './modes/index.ts';
+import { postgresFormsBackends } from './postgres/forms.ts';
 import { createPostgresStore } from './postgres/index.ts';
 import { type BackendName, type Clock, type Store, systemClock } from './types.ts';
 

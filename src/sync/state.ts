@@ -1,5 +1,5 @@
 import os from 'node:os';
-import type { Database } from '../db/database.ts';
+import { type Database, errorCode, type Sql } from '../db/database.ts';
 import type { KindDescriptor } from '../transfer/kinds/types.ts';
 import type { FileStamp } from './stable-read.ts';
 
@@ -88,4 +88,63 @@ export async function writeSyncState(db: Database, state: SyncStateRow, startedA
         errors = excluded.errors, last_error = excluded.last_error, updated_at = now()`,
     { idempotent: true },
   );
+}
+
+/** A following sync writes sync_state every 5 s: one not written for this long is gone (crashed or killed). */
+export const SYNC_STALE_AFTER_SECONDS = 60;
+
+export interface SyncStatus {
+  sourceDir: string;
+  following: boolean;
+  /** Marked following, but its row stopped moving: the process is gone. */
+  stale: boolean;
+  /** The lag now: the age of the oldest change still waiting, else the lag of the last change; null before any change. */
+  lagSeconds: number | null;
+  lagP50Ms: number | null;
+  lagP99Ms: number | null;
+  pending: number;
+  imported: number;
+  deleted: number;
+  errors: number;
+  lastEventAt: string | null;
+  lastImportAt: string | null;
+  updatedAt: string;
+  lastError: string | null;
+}
+
+/** Every followed tree's sync_state, freshest first; [] before migration 0007 or on a database without it. */
+export async function listSyncStates(sql: Sql): Promise<SyncStatus[]> {
+  try {
+    const rows = await sql<Record<string, unknown>[]>`
+      select source_dir, following, lag_ms, lag_p50_ms, lag_p99_ms, pending, oldest_pending_ms, imported, deleted, errors,
+             last_event_at, last_import_at, updated_at, last_error,
+             following and updated_at < now() - make_interval(secs => ${SYNC_STALE_AFTER_SECONDS}) as stale
+        from sync_state order by updated_at desc limit 20`;
+    const iso = (value: unknown) => (value instanceof Date ? value.toISOString() : value === null ? null : String(value));
+    return rows.map((row) => {
+      const lagMs = row.lag_ms as number | null;
+      const pending = Number(row.pending);
+      const waiting = pending > 0 ? Number(row.oldest_pending_ms ?? 0) : 0;
+      const now = lagMs === null && pending === 0 ? null : Math.max(waiting, lagMs ?? 0);
+      return {
+        sourceDir: String(row.source_dir),
+        following: row.following === true,
+        stale: row.stale === true,
+        lagSeconds: now === null ? null : now / 1000,
+        lagP50Ms: row.lag_p50_ms as number | null,
+        lagP99Ms: row.lag_p99_ms as number | null,
+        pending,
+        imported: Number(row.imported),
+        deleted: Number(row.deleted),
+        errors: Number(row.errors),
+        lastEventAt: iso(row.last_event_at),
+        lastImportAt: iso(row.last_import_at),
+        updatedAt: iso(row.updated_at)!,
+        lastError: row.last_error as string | null,
+      };
+    });
+  } catch (error) {
+    if (errorCode(error) === '42P01') return [];
+    throw error;
+  }
 }

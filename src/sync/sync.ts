@@ -16,7 +16,7 @@ import { ProblemReport } from '../transfer/report.ts';
 import { isIgnorable, scanSource } from '../transfer/source.ts';
 import { IMPORT_LOCK_KEY } from '../transfer/target.ts';
 import { type FileStamp, readStable } from './stable-read.ts';
-import { type KnownFile, loadKnownFiles, saveStamps, writeSyncState } from './state.ts';
+import { type KnownFile, loadKnownFiles, type SyncStateRow, saveStamps, writeSyncState } from './state.ts';
 
 /**
  * `pgferry sync`: keep PostgreSQL up to date with a JSON tree another program
@@ -64,6 +64,8 @@ export interface SyncOptions {
   keepDeleted?: boolean;
   logger?: Logger;
   signal?: AbortSignal;
+  /** Called each time sync_state is written (every reportMs and at stop): the CLI records it as the run's progress. */
+  onReport?: (state: SyncStateRow) => void;
   /** Called for each committed change, with its lag (tests and bench/sync.ts). */
   onCommit?: (change: { rel: string; lagMs: number; deleted: boolean }) => void;
 }
@@ -553,7 +555,7 @@ export class Sync {
     let oldest = Date.now();
     for (const entry of this.dirty.values()) if (entry.since < oldest) oldest = entry.since;
     const { lagP50Ms, lagP99Ms } = this.percentiles();
-    const state = {
+    const state: SyncStateRow = {
       sourceDir: this.options.root,
       following: this.options.follow && !final,
       lastEventAt: this.lastEventAt,
@@ -579,6 +581,7 @@ export class Sync {
       },
       'sync lag',
     );
+    this.options.onReport?.(state);
     await writeSyncState(this.options.db, state, this.startedAt);
   }
 }

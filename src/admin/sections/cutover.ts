@@ -1,6 +1,7 @@
 import { modeOf, REPOSITORIES, type StorageMode } from '../../config.ts';
 import { listRuns, type RunRow } from '../../runs/record.ts';
-import { badge, formatAge, html, table } from '../html.ts';
+import { listSyncStates, type SyncStatus } from '../../sync/state.ts';
+import { badge, formatAge, html, lineChart, table } from '../html.ts';
 import { type AdminContext, defineSection } from './types.ts';
 
 /**
@@ -29,6 +30,10 @@ interface CutoverData {
   lastImport: { id: number; status: string; finishedAt: string | null; ageMs: number } | null;
   lastVerify: { id: number; status: string; finishedAt: string | null; ageMs: number } | null;
   nextStep: string;
+  /** sync_state: one row per followed tree (stale: marked following, but no longer written). */
+  syncs: SyncStatus[];
+  /** The latest sync run's lag samples, [epoch ms, lag ms]: the small lag chart. */
+  syncLagSamples: Array<[number, number]>;
 }
 
 function summary(run: RunRow | undefined, now: Date) {
@@ -36,7 +41,7 @@ function summary(run: RunRow | undefined, now: Date) {
   return { id: run.id, status: run.status, finishedAt: run.finishedAt, ageMs: now.getTime() - Date.parse(run.finishedAt ?? run.startedAt) };
 }
 
-export function nextStep(data: Omit<CutoverData, 'nextStep'>, hasDatabase: boolean): string {
+export function nextStep(data: Pick<CutoverData, 'repositories' | 'lastImport' | 'lastVerify'>, hasDatabase: boolean): string {
   const modes = new Set(data.repositories.map((r) => r.mode));
   if (!hasDatabase) return 'Set DATABASE_URL, then run `pgferry import --from DATA_DIR` to copy the JSON files into PostgreSQL.';
   if (!data.lastImport) return 'Run `pgferry import --from DATA_DIR` to copy the JSON files into PostgreSQL.';
@@ -64,7 +69,10 @@ export const cutoverSection = defineSection<CutoverData>({
       lastImport: summary(finished('import'), ctx.now),
       lastVerify: summary(finished('verify'), ctx.now),
     };
-    return { ...partial, nextStep: nextStep(partial, ctx.db !== undefined) };
+    const syncs = ctx.db ? await listSyncStates(ctx.db.sql) : [];
+    const lastSync = finished('sync');
+    const samples = Array.isArray(lastSync?.progress.lagSamples) ? (lastSync.progress.lagSamples as Array<[number, number]>) : [];
+    return { ...partial, nextStep: nextStep(partial, ctx.db !== undefined), syncs, syncLagSamples: samples };
   },
   html(data) {
     const last = (label: string, run: CutoverData['lastImport']) =>
@@ -79,10 +87,53 @@ export const cutoverSection = defineSection<CutoverData>({
         data.repositories.map((r) => [r.repository, r.phase, orDash(r.syncLagSeconds), orDash(r.journalDepth), orDash(r.shadowMismatches)]),
         { numeric: [2, 3, 4] },
       )}
-      <p class="muted">— : not measured yet (sync and dual-write arrive with the cutover modes).</p>`;
+      <p class="muted">— : not measured yet (sync and dual-write arrive with the cutover modes).</p>
+      ${syncHtml(data)}`;
   },
   text(data) {
     const age = (run: CutoverData['lastImport']) => (run ? `#${run.id} ${run.status}, ${formatAge(run.ageMs)} ago` : 'never');
-    return [`last import ${age(data.lastImport)}; last verify ${age(data.lastVerify)}`, `next step: ${data.nextStep}`];
+    return [
+      `last import ${age(data.lastImport)}; last verify ${age(data.lastVerify)}`,
+      ...data.syncs.map((sync) => `sync ${syncLine(sync)}`),
+      `next step: ${data.nextStep}`,
+    ];
   },
 });
+
+function syncState(sync: SyncStatus): string {
+  if (sync.stale) return 'stale';
+  return sync.following ? 'following' : 'stopped';
+}
+
+/** One line per followed tree, for `pgferry status`. */
+export function syncLine(sync: SyncStatus): string {
+  const lag = sync.lagSeconds === null ? 'lag —' : `lag ${sync.lagSeconds.toFixed(1)} s`;
+  const event = sync.lastEventAt ? `, last event ${sync.lastEventAt}` : '';
+  return `${sync.sourceDir}: ${syncState(sync)}, ${lag}, ${sync.pending} pending, ${sync.errors} errors${event}`;
+}
+
+function syncHtml(data: CutoverData) {
+  if (data.syncs.length === 0)
+    return html`<p class="muted">sync: never ran (pgferry sync --follow keeps PostgreSQL up to date during dual write)</p>`;
+  const tone = (sync: SyncStatus) => (sync.stale ? 'bad' : sync.following ? 'ok' : 'info');
+  const seconds = (s: number | null) => (s === null ? '—' : s.toFixed(1));
+  return html`${table(
+    ['sync of', 'state', 'lag (s)', 'p99 (ms)', 'pending', 'errors', 'last event', 'updated'],
+    data.syncs.map((sync) => [
+      sync.sourceDir,
+      badge(syncState(sync), tone(sync)),
+      seconds(sync.lagSeconds),
+      sync.lagP99Ms === null ? '—' : Math.round(sync.lagP99Ms),
+      sync.pending,
+      sync.errors,
+      sync.lastEventAt ?? '—',
+      sync.updatedAt,
+    ]),
+    { numeric: [2, 3, 4, 5] },
+  )}
+    ${lineChart([{ label: 'sync lag', tone: 'info', points: data.syncLagSamples.map(([t, ms]) => [t, ms / 1000] as [number, number]) }], {
+      title: 'sync lag (s), last samples',
+      height: 70,
+      unit: (s) => `${s.toFixed(1)} s`,
+    })}`;
+}

@@ -4,13 +4,14 @@ import { removeArchived, restoreArchive, writeArchive } from '../../archive/arch
 import type { Config } from '../../config.ts';
 import { formatBytes } from '../../domain/limits.ts';
 import { PgFerryError } from '../../errors.ts';
+import { type RunHandle, startRun } from '../../runs/record.ts';
 import { allKinds } from '../../transfer/kinds/index.ts';
 import { ProblemReport } from '../../transfer/report.ts';
 import { resolveSourceRoot } from '../../transfer/source.ts';
 import { terminalSafe } from '../../transfer/summary.ts';
 import { checkTargetUrl, openTarget } from '../../transfer/target.ts';
 import { runVerify } from '../../transfer/verify.ts';
-import { action, EXIT, makeContext } from '../context.ts';
+import { action, type CommandContext, EXIT, makeContext } from '../context.ts';
 import { parseUser } from './import.ts';
 
 interface ArchiveFlags {
@@ -66,9 +67,72 @@ async function archiveCommand(flags: ArchiveFlags): Promise<number> {
   const ctx = makeContext(overrides);
   // Check the database setting before writing anything: --remove needs it.
   const url = flags.remove ? checkTargetUrl(ctx.config.databaseUrl, '--database') : undefined;
+  const history = await openHistory(ctx, url, { command: 'archive', source: root });
+  try {
+    const exitCode = await archiveAndRemove(flags, ctx, root, url, history?.counts ?? {});
+    await history?.run.finish({ exitCode, counts: history.counts });
+    return exitCode;
+  } catch (error) {
+    await history?.run.fail(error);
+    throw error;
+  } finally {
+    await history?.close();
+  }
+}
+
+interface History {
+  run: RunHandle;
+  /** Filled by the command as it goes: what the run row gets as its counts. */
+  counts: Record<string, Record<string, number>>;
+  close(): Promise<void>;
+}
+
+/**
+ * The run history needs a database; archiving does not. With DATABASE_URL
+ * (or --database) set, the run is recorded; without one, or when it cannot
+ * be reached, the archive is written anyway and only a log line says so.
+ */
+async function openHistory(
+  ctx: CommandContext,
+  url: string | undefined,
+  info: { command: 'archive' | 'archive-restore'; source: string },
+): Promise<History | undefined> {
+  const databaseUrl = url ?? ctx.config.databaseUrl;
+  if (databaseUrl === undefined || databaseUrl === '') return undefined;
+  try {
+    const target = await openTarget({
+      url: checkTargetUrl(databaseUrl, '--database'),
+      config: ctx.config,
+      logger: ctx.logger,
+      connections: 2,
+      migrate: false,
+    });
+    const run = await startRun(target.db, info, ctx.logger);
+    const history: History = { run, counts: {}, close: () => target.close() };
+    return history;
+  } catch (error) {
+    ctx.logger.warn({ err: error }, `${info.command}: run history not recorded (database unreachable)`);
+    return undefined;
+  }
+}
+
+async function archiveAndRemove(
+  flags: ArchiveFlags,
+  ctx: CommandContext,
+  root: string,
+  url: string | undefined,
+  counts: History['counts'],
+): Promise<number> {
+  const kinds = allKinds();
   const folders = [...new Set(kinds.flatMap((k) => k.folders))];
   const started = performance.now();
   const result = await writeArchive(root, folders, flags.to);
+  counts.archive = {
+    files: result.manifest.files.length,
+    bytes: result.bytes,
+    archiveBytes: result.archiveBytes,
+    skipped: result.manifest.skipped.length,
+  };
   ctx.out(
     `archive: ${result.file} — ${result.manifest.files.length} files, ${formatBytes(result.bytes)} ` +
       `(${formatBytes(result.archiveBytes)} compressed), read back and checked in ${((performance.now() - started) / 1000).toFixed(1)} s`,
@@ -89,6 +153,7 @@ async function archiveCommand(flags: ArchiveFlags): Promise<number> {
     ctx.out('verify: clean — the database holds every archived record');
     const removed = await removeArchived(root, result.manifest);
     ctx.out(`removed ${removed.removed} archived files from ${root}`);
+    counts.archive = { ...counts.archive, removed: removed.removed, kept: removed.kept.length };
     for (const kept of removed.kept) ctx.out(`  kept ${terminalSafe(kept.path)}: ${kept.reason}`);
     return removed.kept.length > 0 ? EXIT.CHECK_FAILED : EXIT.OK;
   } finally {
@@ -99,7 +164,17 @@ async function archiveCommand(flags: ArchiveFlags): Promise<number> {
 async function restoreCommand(file: string, flags: { to: string }): Promise<number> {
   const ctx = makeContext();
   const dir = path.resolve(flags.to);
-  const result = await restoreArchive(path.resolve(file), dir);
+  const history = await openHistory(ctx, undefined, { command: 'archive-restore', source: path.resolve(file) });
+  let result: Awaited<ReturnType<typeof restoreArchive>>;
+  try {
+    result = await restoreArchive(path.resolve(file), dir);
+    await history?.run.finish({ exitCode: EXIT.OK, counts: { archive: { restored: result.restored, present: result.present } } });
+  } catch (error) {
+    await history?.run.fail(error);
+    throw error;
+  } finally {
+    await history?.close();
+  }
   ctx.out(`restored ${result.restored} files into ${dir} (${result.present} were there already, identical); all match the manifest`);
   return EXIT.OK;
 }

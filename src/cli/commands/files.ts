@@ -3,13 +3,14 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Config } from '../../config.ts';
 import { PgFerryError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
-import { type MoveProgress, moveFiles } from '../../transfer/files/move.ts';
+import { type RunProblem, startRun } from '../../runs/record.ts';
+import { type MoveProgress, type MoveSummary, moveFiles } from '../../transfer/files/move.ts';
 import { localStore, type ObjectStore } from '../../transfer/files/object-store.ts';
 import { reconcileStore } from '../../transfer/files/reconcile.ts';
 import { formatTable, peakRssMb, seconds, terminalSafe } from '../../transfer/summary.ts';
 import { checkTargetUrl, openTarget } from '../../transfer/target.ts';
 import { action, EXIT, makeContext } from '../context.ts';
-import { parseCount } from './import.ts';
+import { EXIT_INTERRUPTED, parseCount } from './import.ts';
 
 /**
  * `pgferry files move --to s3|local` and `pgferry files reconcile`: the bytes
@@ -119,6 +120,8 @@ async function moveCommand(flags: MoveFlags): Promise<number> {
   };
   process.on('SIGINT', onSigint);
   const progress = new MoveProgressDisplay(`files move → ${flags.to}`, process.stderr.isTTY === true, ctx.logger);
+  // A dry run changes nothing and records nothing (as import --dry-run).
+  const run = flags.dryRun ? undefined : await startRun(target.db, { command: 'files-move', source: `${from} → ${flags.to}` }, ctx.logger);
   try {
     const source = await openStore(from, ctx.config);
     const destination = await openStore(flags.to, ctx.config);
@@ -132,7 +135,10 @@ async function moveCommand(flags: MoveFlags): Promise<number> {
       deleteSource: flags.deleteSource,
       dryRun: flags.dryRun,
       signal: controller.signal,
-      onProgress: (state) => progress.update(state),
+      onProgress: (state) => {
+        progress.update(state);
+        run?.progress(state.objects, state.totalObjects);
+      },
     });
     progress.stop();
     const mb = (n: number) => (n / 1_048_576).toFixed(1);
@@ -154,7 +160,26 @@ async function moveCommand(flags: MoveFlags): Promise<number> {
       ctx.out(`  failed ${failure.id} ${terminalSafe(failure.key)}: ${terminalSafe(failure.error)}`);
     if (summary.failed > 0) ctx.out(`${summary.failed} objects failed (see file_moves); run the same command again to retry them.`);
     if (controller.signal.aborted) ctx.out('Interrupted: run the same command again to finish.');
-    return summary.failed > 0 || controller.signal.aborted ? EXIT.CHECK_FAILED : EXIT.OK;
+    const exitCode = summary.failed > 0 || controller.signal.aborted ? EXIT.CHECK_FAILED : EXIT.OK;
+    await run?.finish({
+      // The history tells an interrupted move from a failed one; the process exit code stays 1 (documented above).
+      exitCode: controller.signal.aborted ? EXIT_INTERRUPTED : exitCode,
+      counts: {
+        objects: {
+          selected: summary.selected,
+          migrated: summary.migrated,
+          failed: summary.failed,
+          skipped: summary.skipped,
+          sourceDeleted: summary.sourceDeleted,
+          bytes: summary.bytes,
+        },
+      },
+      problems: moveProblems(summary.failures, summary.failed),
+    });
+    return exitCode;
+  } catch (error) {
+    await run?.fail(error);
+    throw error;
   } finally {
     progress.stop();
     process.off('SIGINT', onSigint);
@@ -162,11 +187,46 @@ async function moveCommand(flags: MoveFlags): Promise<number> {
   }
 }
 
+/** The first failed objects as run problems (the admin page links them); file_moves has them all. */
+function moveProblems(failures: MoveSummary['failures'], failed: number) {
+  const first: RunProblem[] = failures
+    .slice(0, 20)
+    .map((f) => ({ kind: 'object', file: f.key, record: f.id, reason: f.error, severity: 'error' as const }));
+  return { errors: failed, warnings: 0, first };
+}
+
 async function reconcileCommand(flags: ReconcileFlags): Promise<number> {
   const { ctx, target } = await open(flags.db);
+  const run = await startRun(target.db, { command: 'files-reconcile', source: flags.store }, ctx.logger);
   try {
     const store = await openStore(flags.store, ctx.config);
     const s = await reconcileStore({ db: target.db, store, hash: flags.hash, fix: flags.fix, graceMs: flags.grace });
+    const left = s.findings.filter((f) => !f.fixed);
+    await run.finish({
+      exitCode: s.ok ? EXIT.OK : EXIT.CHECK_FAILED,
+      counts: {
+        objects: {
+          objects: s.objects,
+          rows: s.rows,
+          orphans: s.orphans,
+          orphansDeleted: s.orphansDeleted,
+          missing: s.missing,
+          different: s.different,
+        },
+      },
+      problems: {
+        errors: left.length,
+        warnings: 0,
+        first: left.slice(0, 20).map((f) => ({
+          kind: 'object',
+          file: f.key,
+          record: f.id,
+          reason: f.reason,
+          severity: 'error' as const,
+          problem: f.problem,
+        })),
+      },
+    });
     ctx.out(`files reconcile (${flags.store})`);
     ctx.out(
       formatTable(
@@ -179,6 +239,9 @@ async function reconcileCommand(flags: ReconcileFlags): Promise<number> {
     if (s.findings.length > 50) ctx.out(`  … ${s.findings.length - 50} more`);
     if (s.ok) ctx.out('OK: every row has its object and every object its row.');
     return s.ok ? EXIT.OK : EXIT.CHECK_FAILED;
+  } catch (error) {
+    await run.fail(error);
+    throw error;
   } finally {
     await target.close();
   }

@@ -1,5 +1,7 @@
 import exitHook from 'async-exit-hook';
 import type { Command } from 'commander';
+import { startRun } from '../../runs/record.ts';
+import { type SyncRunProgress, SyncRunRecorder } from '../../sync/run-progress.ts';
 import { Sync } from '../../sync/sync.ts';
 import { kindNames } from '../../transfer/kinds/index.ts';
 import { terminalSafe } from '../../transfer/summary.ts';
@@ -31,7 +33,8 @@ Each new or changed file is loaded within seconds through the same engine as
 import (content hash: an unchanged file writes nothing); a file caught while the
 app writes it is read again, never loaded torn; a deleted file's record is
 deleted. Restarting resumes: only files changed meanwhile are read. The lag is
-logged and kept in the sync_state table (pgferry cutover status shows it).
+logged and kept in the sync_state table (pgferry cutover status, pgferry status and /admin show it);
+the process is one run in the run history (pgferry runs --command sync).
 Exit codes: 0 done (or stopped with Ctrl-C / SIGTERM), 1 a file was rejected, 2 usage or configuration error.`;
 
 export function register(program: Command): void {
@@ -73,6 +76,10 @@ async function syncCommand(flags: SyncFlags): Promise<number> {
   for (const event of ['SIGINT', 'SIGTERM']) if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event);
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
+  // One run row per sync process: its progress (counts, lag samples) moves with every sync_state report.
+  const run = await startRun(target.db, { command: 'sync', source: root }, ctx.logger);
+  const recorder = new SyncRunRecorder();
+  let progress: SyncRunProgress | undefined;
   try {
     const sync = new Sync({
       root,
@@ -86,6 +93,10 @@ async function syncCommand(flags: SyncFlags): Promise<number> {
       keepDeleted: flags.keepDeleted,
       logger: ctx.logger,
       signal: controller.signal,
+      onReport: (state) => {
+        progress = recorder.next(state);
+        run.update({ ...progress });
+      },
     });
     const summary = await sync.run();
     const lag =
@@ -94,7 +105,18 @@ async function syncCommand(flags: SyncFlags): Promise<number> {
       `sync: ${summary.imported} loaded, ${summary.unchanged} unchanged, ${summary.deleted} deleted, ${summary.errors} problems; ${lag}`,
     );
     for (const line of summary.problems.first) ctx.out(`  error ${terminalSafe(line.file ?? '-')}: ${terminalSafe(line.reason)}`);
-    return summary.errors > 0 ? EXIT.CHECK_FAILED : EXIT.OK;
+    const exitCode = summary.errors > 0 ? EXIT.CHECK_FAILED : EXIT.OK;
+    // Stopped with Ctrl-C / SIGTERM is the normal end of `--follow`: recorded as ok, not interrupted.
+    await run.finish({
+      exitCode,
+      counts: { sync: { imported: summary.imported, unchanged: summary.unchanged, deleted: summary.deleted, errors: summary.errors } },
+      problems: { errors: summary.problems.errors, warnings: summary.problems.warnings, first: summary.problems.first.slice(0, 20) },
+      progress: progress === undefined ? undefined : { ...progress },
+    });
+    return exitCode;
+  } catch (error) {
+    await run.fail(error);
+    throw error;
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
