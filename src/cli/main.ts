@@ -31,23 +31,38 @@ export function buildProgram(): Command {
     // A command's options are its own: `archive --to FILE` and `archive restore F --to DIR` do not mix.
     .enablePositionalOptions()
     .exitOverride()
-    .addOption(
-      new Option('--log-format <format>', 'log lines on stderr: human, or json (default: human on a terminal, JSON otherwise)').choices(
-        LOG_FORMATS,
-      ),
-    )
-    .hook('preAction', (root) => {
+    .addOption(logFormatOption())
+    .hook('preAction', (root, command) => {
       // Decided once here, in the environment, so worker threads log the same way.
-      const chosen = (root.opts() as { logFormat?: string }).logFormat;
+      const chosen = (command.opts() as { logFormat?: string }).logFormat ?? (root.opts() as { logFormat?: string }).logFormat;
       process.env.LOG_FORMAT = chosen ?? logFormat();
     });
   program.configureOutput({ outputError: (text, write) => write(text) });
   return program;
 }
 
+function logFormatOption(): Option {
+  return new Option('--log-format <format>', 'log lines on stderr: human, or json (default: human on a terminal, JSON otherwise)').choices(
+    LOG_FORMATS,
+  );
+}
+
+/**
+ * With positional options a program-level option is only seen before the
+ * subcommand, so every command takes --log-format itself: `pgferry verify …
+ * --log-format json` works like `pgferry --log-format json verify …`.
+ */
+function addLogFormatEverywhere(command: Command): void {
+  for (const sub of command.commands) {
+    sub.addOption(logFormatOption());
+    addLogFormatEverywhere(sub);
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   for (const load of COMMANDS) (await load()).register(program);
+  addLogFormatEverywhere(program);
   try {
     await program.parseAsync(argv);
   } catch (error) {
