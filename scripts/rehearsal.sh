@@ -42,6 +42,9 @@ cleanup() {
   if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "kept $WORK"; fi
 }
 trap cleanup EXIT
+# Killed (a test's timeout, Ctrl-C): still stop the background processes, which run in sessions of their own.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # Verify until clean (sync catching up), at most $1 seconds.
 verify_until_clean() {

@@ -12,12 +12,18 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
  */
 
 let db: TestDatabase;
+/** The script, while it runs: stopped on a timeout, so its background sync never outlives the test. */
+let script: ReturnType<typeof spawn> | undefined;
 
 beforeAll(async () => {
   db = await createTestDatabase();
 });
 
 afterAll(async () => {
+  if (script && script.exitCode === null) {
+    script.kill('SIGTERM');
+    await new Promise((resolve) => script?.once('close', resolve));
+  }
   await db?.drop();
 });
 
@@ -30,6 +36,7 @@ describe('scripts/rehearsal.sh', () => {
         env: { ...env, NODE: process.execPath, DATABASE_URL: db.url, WRITER_SECONDS: '5', WRITER_RATE: '40' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
+      script = child;
       let out = '';
       child.stdout.on('data', (c) => {
         out += c;
