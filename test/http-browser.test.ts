@@ -58,13 +58,17 @@ describe('an empty body sent as application/json', () => {
     // The list comes from the routes themselves; this pins what it covers today.
     expect(routes.map((r) => `${r.method} ${r.path}`).sort()).toEqual([
       'DELETE /v1/conversations/{id}',
+      'DELETE /v1/submissions/{id}',
       'DELETE /v1/uploads/{id}',
       'POST /v1/conversations',
+      'POST /v1/jobs/{id}/start',
+      'POST /v1/submissions/{id}/jobs',
       'POST /v1/uploads',
       'POST /v1/uploads/{id}/complete',
     ]);
     for (const contentType of ['application/json', 'application/json; charset=utf-8']) {
-      // Upload routes take multipart or an upload id: test/http-uploads.test.ts covers them.
+      // Upload routes take multipart or an upload id (test/http-uploads.test.ts); the forms routes need a
+      // submission and, for job transitions, a worker scope (test/http-forms.test.ts).
       for (const route of routes.filter((r) => r.path.startsWith('/v1/conversations'))) {
         const created = await app.inject({ method: 'POST', url: '/v1/conversations', headers: { 'x-user-id': 'browser' }, payload: {} });
         const url = route.path.replace('{id}', created.json().id);
@@ -76,6 +80,19 @@ describe('an empty body sent as application/json', () => {
         });
         expect(answer.statusCode, `${route.method} ${url} (${contentType}): ${answer.body}`).toBeLessThan(300);
       }
+      // A submission's job (no meta needed) and its delete, on a submission of the caller's.
+      const headers = { 'x-user-id': 'browser', 'content-type': contentType };
+      const submission = await app.inject({
+        method: 'POST',
+        url: '/v1/submissions',
+        headers: { 'x-user-id': 'browser' },
+        payload: { module: 'civil', formData: { fields: { project_name: 'Empty body' } } },
+      });
+      expect(submission.statusCode, submission.body).toBe(201);
+      const job = await app.inject({ method: 'POST', url: `/v1/submissions/${submission.json().id}/jobs`, headers, payload: '' });
+      expect(job.statusCode, `POST …/jobs (${contentType}): ${job.body}`).toBeLessThan(300);
+      const removed = await app.inject({ method: 'DELETE', url: `/v1/submissions/${submission.json().id}`, headers, payload: '' });
+      expect(removed.statusCode, `DELETE /v1/submissions/{id} (${contentType}): ${removed.body}`).toBeLessThan(300);
     }
   });
 
