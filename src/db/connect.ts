@@ -2,6 +2,7 @@ import type { Config } from '../config.ts';
 import { PgFerryError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { connectDatabase, type Database, type DatabaseOptions } from './database.ts';
+import { guardPostgresJsNullSocketWrite } from './driver-guard.ts';
 import { resolveDatabaseUrl } from './embedded.ts';
 
 /**
@@ -78,6 +79,8 @@ export interface ConfiguredDatabase {
 export async function openDatabase(config: Config, options: ConnectOptions): Promise<ConfiguredDatabase> {
   if (!config.databaseUrl) throw new PgFerryError('CONFIG_ERROR', 'DATABASE_URL is not set', { variable: 'DATABASE_URL' });
   const resolved = await resolveDatabaseUrl(config.databaseUrl, config.dataDir, options.logger);
+  // A long-lived app process must outlive PostgreSQL restarts (see driver-guard.ts).
+  if (options.role === 'app') guardPostgresJsNullSocketWrite(options.logger);
   let db: Database;
   try {
     db = await connectWithConfig(config, resolved.url, options);
