@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
-import { cutoverStatus, recordVerifyRun } from '../src/cutover/status.ts';
+import { cutoverStatus } from '../src/cutover/status.ts';
+import { startRun } from '../src/runs/record.ts';
 import { writeJsonFileAtomic } from '../src/store/json/files.ts';
 import { Journal } from '../src/store/modes/journal.ts';
 import { shadowFilePath } from '../src/store/modes/shadow.ts';
@@ -25,14 +26,14 @@ describe('cutover status', () => {
   const config = (env: Record<string, string> = {}) =>
     loadConfig({ DATA_DIR: dataDir, DATABASE_URL: testDb.url, STORAGE_MODE: 'dual', ...env });
 
-  it('dual with no verify yet: phase, empty journal, no sync table, advice to backfill', async () => {
+  it('dual with no verify yet: phase, empty journal, no sync, advice to backfill', async () => {
     const status = await cutoverStatus(config({ STORAGE_USAGE: 'json' }), testDb.db);
     expect(status.repositories.map((r) => [r.name, r.mode])).toEqual([
       ['conversations', 'dual'],
       ['usage', 'json'],
     ]);
     expect(status.journal).toEqual({ depth: 0, oldestAt: null });
-    expect(status.sync).toBeNull();
+    expect(status.sync).toEqual([]);
     expect(status.lastVerify).toBeNull();
     expect(status.advice.join('\n')).toMatch(/STORAGE_MODE=dual/); // usage is still on json: phase 0 → 1 first
     const dualOnly = await cutoverStatus(config(), testDb.db);
@@ -49,15 +50,15 @@ describe('cutover status', () => {
         conversations: { compared: 50, mismatches: 2, errors: 0, lastMismatch: { method: 'get', at: 'x', difference: 'title' } },
       },
     });
-    await recordVerifyRun(testDb.db, { source: dataDir, kinds: ['conversations'], clean: true, summary: {}, startedAt: new Date() });
-    await testDb.db.sql`update verify_runs set finished_at = now() - interval '3 days'`;
-    await testDb.db.sql`create table sync_state (source text primary key, lag_ms integer)`;
-    await testDb.db.sql`insert into sync_state values ('./data', 1200)`;
+    const verify = await startRun(testDb.db, { command: 'verify', source: dataDir });
+    await verify.finish({ exitCode: 0, counts: {} });
+    await testDb.db.sql`update runs set finished_at = now() - interval '3 days' where command = 'verify'`;
+    await testDb.db.sql`insert into sync_state (source_dir, lag_ms) values ('./data', 1200)`;
 
     const status = await cutoverStatus(config(), testDb.db);
     expect(status.journal.depth).toBe(1);
     expect(status.repositories[0]!.shadow).toMatchObject({ compared: 50, mismatches: 2 });
-    expect(status.sync).toEqual([{ source: './data', lag_ms: 1200 }]);
+    expect(status.sync).toEqual([expect.objectContaining({ source_dir: './data', lag_ms: 1200 })]);
     expect(status.lastVerify).toMatchObject({ clean: true });
     expect(status.lastVerify!.ageHours).toBeGreaterThanOrEqual(72);
     const advice = status.advice.join('\n');

@@ -94,38 +94,28 @@ async function readSyncState(db: Database): Promise<Array<Record<string, unknown
   );
 }
 
+/** The last finished `pgferry verify`, from the run history (migration 0008; none before it). */
 async function readLastVerify(db: Database, now: Date): Promise<VerifyRun | null> {
   return db.run(
-    'cutover.verify_runs',
+    'cutover.last_verify',
     async (sql) => {
-      if (!(await tableExists(sql, 'verify_runs'))) return null;
-      const [row] = await sql<{ clean: boolean; source: string; finished_at: Date; summary: VerifyRun['summary'] }[]>`
-        select clean, source, finished_at, summary from verify_runs order by finished_at desc limit 1`;
+      if (!(await tableExists(sql, 'runs'))) return null;
+      const [row] = await sql<{ exit_code: number | null; source: string | null; finished_at: Date; counts: VerifyRun['summary'] }[]>`
+        select exit_code, source, finished_at, counts from runs
+         where command = 'verify' and not dry_run and finished_at is not null
+         order by finished_at desc limit 1`;
       if (!row) return null;
       const finished = new Date(row.finished_at);
       return {
-        clean: row.clean,
-        source: row.source,
+        clean: row.exit_code === 0,
+        source: row.source ?? '',
         finishedAt: finished.toISOString(),
         ageHours: Math.round(((now.getTime() - finished.getTime()) / 3_600_000) * 10) / 10,
-        summary: row.summary,
+        summary: row.counts,
       };
     },
     { idempotent: true },
   );
-}
-
-/** Record a verify run for `cutover status` (nothing when the schema predates version 4). */
-export async function recordVerifyRun(
-  db: Database,
-  run: { source: string; kinds: string[]; clean: boolean; summary: unknown; startedAt: Date },
-): Promise<void> {
-  await db.run('cutover.record_verify', async (sql) => {
-    if (!(await tableExists(sql, 'verify_runs'))) return;
-    await sql`
-      insert into verify_runs (source, kinds, clean, summary, started_at)
-      values (${run.source}, ${run.kinds}, ${run.clean}, ${sql.json(run.summary as never)}, ${run.startedAt})`;
-  });
 }
 
 const age = (hours: number) => (hours >= 48 ? `${Math.floor(hours / 24)} days` : `${Math.round(hours)} hours`);

@@ -1,6 +1,5 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { recordVerifyRun } from '../../cutover/status.ts';
 import { PgFerryError } from '../../errors.ts';
 import { startRun } from '../../runs/record.ts';
 import { kindNames } from '../../transfer/kinds/index.ts';
@@ -76,7 +75,6 @@ async function verifyCommand(flags: VerifyFlags): Promise<number> {
   const { root, ctx, url } = await prepareTransfer(flags);
   const target = await openTarget({ url, config: ctx.config, logger: ctx.logger, connections: 1, migrate: false });
   const progress = new ProgressDisplay({ label: 'verify', tty: process.stderr.isTTY === true, logger: ctx.logger });
-  const startedAt = new Date();
   const run = await startRun(target.db, { command: 'verify', source: root, reportPath: absolute(flags.report) }, ctx.logger);
   try {
     const { summary, problems: report } = await runInWorker(
@@ -103,14 +101,6 @@ async function verifyCommand(flags: VerifyFlags): Promise<number> {
     );
     await run.finish({ exitCode: summary.ok ? EXIT.OK : EXIT.CHECK_FAILED, counts: summary.kinds, problems: report });
     progress.stop();
-    // For `pgferry cutover status` ("verify is 3 days old").
-    await recordVerifyRun(target.db, {
-      source: root,
-      kinds: Object.keys(summary.kinds),
-      clean: summary.ok,
-      summary: summary.kinds,
-      startedAt,
-    });
     // A kind with nothing on either side is left out unless --only names it.
     const shown = Object.entries(summary.kinds).filter(([kind, c]) => flags.only?.includes(kind) || Object.values(c).some((n) => n > 0));
     const rows = shown.map(([kind, c]) => [kind, c.source, c.matched, c.missing, c.different, c.extra, c.unreadable]);

@@ -1,4 +1,3 @@
--- Reverses 0006_cutover.up.sql: verify history and record versions are dropped
+-- Reverses 0006_cutover.up.sql: record versions are dropped
 -- (writers then apply unconditionally, as before version 4).
-drop table if exists verify_runs;
 alter table import_log drop column if exists source_version;

@@ -9,17 +9,3 @@
 -- before the app changed it can never overwrite the newer copy the mirror
 -- already wrote: PostgreSQL is never older than the files.
 alter table import_log add column source_version bigint;
-
--- The result of each `pgferry verify` run, for `pgferry cutover status`
--- ("verify is 3 days old: run pgferry verify before switching reads").
-create table verify_runs (
-  id           bigint generated always as identity primary key,
-  source       text not null,                 -- the --from directory
-  kinds        text[] not null,
-  clean        boolean not null,
-  -- Per kind: source, matched, missing, different, extra, unreadable.
-  summary      jsonb not null,
-  started_at   timestamptz not null,
-  finished_at  timestamptz not null default now()
-);
-create index verify_runs_finished_idx on verify_runs (finished_at desc);
