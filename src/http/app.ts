@@ -22,8 +22,8 @@ import { adminPageRoutes, createAdminAuth } from './routes/admin-page.ts';
 import { conversationRoutes } from './routes/conversations.ts';
 import { formsRoutes } from './routes/forms.ts';
 import { healthRoutes } from './routes/health.ts';
-import { uploadRoutes } from './routes/uploads.ts';
 import { metricsRoutes } from './routes/metrics.ts';
+import { uploadRoutes } from './routes/uploads.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 

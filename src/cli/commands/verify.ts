@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { PgFerryError } from '../../errors.ts';
 import { recordVerifyRun } from '../../cutover/status.ts';
+import { PgFerryError } from '../../errors.ts';
 import { startRun } from '../../runs/record.ts';
 import { kindNames } from '../../transfer/kinds/index.ts';
 import { ProgressDisplay } from '../../transfer/progress.ts';
