@@ -25,6 +25,9 @@ type AnyMethod = (...args: any[]) => Promise<any>;
  * - `writtenBy`: files known only from the answer (a job's id is minted inside
  *   the core): mirrored after the JSON write like the others, but, unlike
  *   them, not journaled ahead while PostgreSQL is behind.
+ * - `readBack`: postgres-fallback answers from PostgreSQL; for a write whose
+ *   answer carries what PostgreSQL sets itself on load (a job's updatedAt),
+ *   the read that returns the record as PostgreSQL now has it.
  * - `reads`: each method shadow reads compare, and the projection both stores
  *   must agree on (ids, contents, counters; not formatting such as timestamp
  *   precision).
@@ -40,6 +43,11 @@ export interface RepositorySpec<R> {
     readonly [M in keyof R]?: R[M] extends AnyMethod ? (args: Parameters<R[M]>, answer: Awaited<ReturnType<R[M]>>) => RecordRef[] : never;
   };
   readonly fillIds?: { readonly [M in keyof R]?: R[M] extends AnyMethod ? (args: Parameters<R[M]>) => Parameters<R[M]> : never };
+  readonly readBack?: {
+    readonly [M in keyof R]?: R[M] extends AnyMethod
+      ? (args: Parameters<R[M]>, answer: Awaited<ReturnType<R[M]>>, postgres: R) => ReturnType<R[M]>
+      : never;
+  };
   readonly reads: { readonly [M in keyof R]?: R[M] extends AnyMethod ? (answer: Awaited<ReturnType<R[M]>>) => unknown : never };
 }
 
@@ -72,6 +80,10 @@ export function composeRepository<R extends object>(spec: RepositorySpec<R>, mod
   const writes = spec.writes as Record<string, ((args: unknown[]) => RecordRef[] | Promise<RecordRef[]>) | undefined>;
   const writtenBy = (spec.writtenBy ?? {}) as Record<string, ((args: unknown[], answer: unknown) => RecordRef[]) | undefined>;
   const fillIds = (spec.fillIds ?? {}) as Record<string, ((args: unknown[]) => unknown[]) | undefined>;
+  const readBack = (spec.readBack ?? {}) as Record<
+    string,
+    ((args: unknown[], answer: unknown, postgres: R) => Promise<unknown>) | undefined
+  >;
   const reads = spec.reads as Record<string, ((answer: unknown) => unknown) | undefined>;
   const composed: Record<string, AnyMethod> = {};
   for (const method of Object.keys(json)) {
@@ -93,7 +105,11 @@ export function composeRepository<R extends object>(spec: RepositorySpec<R>, mod
       const answer = await json[method]!(...args);
       refs.push(...(writtenBy[method]?.(args, answer) ?? []));
       if (mode === 'dual') await parts.mirror.changed(refs);
-      else await parts.mirror.required(refs);
+      else {
+        await parts.mirror.required(refs);
+        const again = readBack[method];
+        if (again) return again(args, answer, parts.postgres);
+      }
       return answer;
     };
   }

@@ -86,6 +86,11 @@ export function submissionsSpec(jsonJobs: JobRepository): RepositorySpec<Submiss
     fillIds: {
       create: ([actor, input]) => [actor, { ...input, id: input?.id ?? newSubmissionId() }],
     },
+    // PostgreSQL keeps timestamps at its own precision (the file's updatedAt is rounded to the second on load).
+    readBack: {
+      create: ([actor], submission, postgres) => postgres.get(actor, submission.id),
+      updateStatus: ([actor], submission, postgres) => postgres.get(actor, submission.id),
+    },
     reads: {
       get: submissionView,
       list: (page) => page.items.map(submissionView),
@@ -114,6 +119,14 @@ export function jobsSpec(dataDir: string): RepositorySpec<JobRepository> {
       },
     },
     writtenBy: { create: (_args, job) => jobFile(job.id) },
+    // The jobs kind has no updatedAt in the file: PostgreSQL's is the time of the load.
+    readBack: {
+      create: ([actor], job, postgres) => postgres.get(actor, job.id),
+      start: ([actor], job, postgres) => postgres.get(actor, job.id),
+      progress: ([actor], job, postgres) => postgres.get(actor, job.id),
+      finish: ([actor], job, postgres) => postgres.get(actor, job.id),
+      fail: ([actor], job, postgres) => postgres.get(actor, job.id),
+    },
     reads: {
       get: jobView,
       listBySubmission: (jobs) => jobs.map(jobView),
