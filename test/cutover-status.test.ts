@@ -30,6 +30,11 @@ describe('cutover status', () => {
     expect(status.repositories.map((r) => [r.name, r.mode])).toEqual([
       ['conversations', 'dual'],
       ['usage', 'json'],
+      ['submissions', 'dual'],
+      ['jobs', 'dual'],
+      ['uploadedFiles', 'dual'],
+      ['audit', 'dual'],
+      ['uploads', 'json'], // no cutover mode for uploads: they stay on the files
     ]);
     expect(status.journal).toEqual({ depth: 0, oldestAt: null });
     expect(status.sync).toBeNull();

@@ -2,9 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { StorageMode } from '../src/config.ts';
+import { loadConfig, type StorageMode } from '../src/config.ts';
 import { isPgFerryError } from '../src/errors.ts';
-import type { ModesStore } from '../src/store/modes/index.ts';
+import { type ModesStore, storeModes } from '../src/store/modes/index.ts';
 import { openStore } from '../src/store/open.ts';
 import type { Store } from '../src/store/types.ts';
 import { runVerify } from '../src/transfer/verify.ts';
@@ -16,7 +16,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 /**
  * The forms repositories in the cutover modes, through openStore with the
  * default per-repository modes (STORAGE_MODE alone; uploads, which cannot be
- * mirrored, set to json): the forms contract holds, and what dual wrote to
+ * mirrored, stay on JSON): the forms contract holds, and what dual wrote to
  * the JSON files is in PostgreSQL with `verify` clean.
  */
 
@@ -30,7 +30,7 @@ for (const mode of ['dual', 'postgres-fallback'] as const satisfies StorageMode[
       testDb = await createTestDatabase({ prefix: `modes_forms_${mode.slice(0, 4).replace('-', '')}` });
       dataDir = await mkdtemp(path.join(os.tmpdir(), `pgferry-modes-forms-${mode}-`));
       store = await openStore({
-        env: { DATABASE_URL: testDb.url, DATA_DIR: dataDir, STORAGE_MODE: mode, STORAGE_UPLOADS: 'json', LOG_LEVEL: 'silent' },
+        env: { DATABASE_URL: testDb.url, DATA_DIR: dataDir, STORAGE_MODE: mode, LOG_LEVEL: 'silent' },
         clock: clock.now,
       });
     });
@@ -69,25 +69,40 @@ for (const mode of ['dual', 'postgres-fallback'] as const satisfies StorageMode[
 }
 
 describe('uploads in the cutover', () => {
-  it('refuses dual and postgres-fallback for uploads with a CONFIG_ERROR naming STORAGE_UPLOADS', async () => {
-    for (const env of [{ STORAGE_MODE: 'dual' }, { STORAGE_MODE: 'postgres', STORAGE_UPLOADS: 'postgres-fallback' }]) {
+  it('refuses STORAGE_UPLOADS=dual or postgres-fallback with a CONFIG_ERROR naming STORAGE_UPLOADS', async () => {
+    for (const env of [
+      { STORAGE_MODE: 'dual', STORAGE_UPLOADS: 'dual' },
+      { STORAGE_MODE: 'postgres', STORAGE_UPLOADS: 'postgres-fallback' },
+    ]) {
       const error = await openStore({ env: { ...env, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', LOG_LEVEL: 'silent' } }).catch(
         (e: unknown) => e,
       );
       expect(isPgFerryError(error) && error.code).toBe('CONFIG_ERROR');
-      expect((error as Error).message).toMatch(/STORAGE_UPLOADS=json/);
+      expect((error as Error).message).toMatch(/^STORAGE_UPLOADS: .*set STORAGE_UPLOADS=json/);
     }
+  });
+
+  it('keeps uploads on the JSON files when only STORAGE_MODE names a cutover mode', () => {
+    const config = loadConfig({ DATA_DIR: '/tmp/x', DATABASE_URL: 'postgres://a@b/c', STORAGE_MODE: 'postgres-fallback' });
+    expect(storeModes(config)).toMatchObject({ submissions: 'postgres-fallback', uploads: 'json' });
+    expect(storeModes({ ...config, repositoryModes: { uploads: 'postgres' } }).uploads).toBe('postgres');
   });
 });
 
 /** The uploads contract on a store whose other repositories are in a cutover mode: uploads pass through to their backend. */
 for (const mode of ['dual', 'postgres-fallback'] as const satisfies StorageMode[]) {
-  for (const uploads of ['json', 'postgres'] as const) {
-    runUploadsContract(`${mode}, STORAGE_UPLOADS=${uploads}`, async ({ clock }) => {
+  for (const uploads of [undefined, 'postgres'] as const) {
+    runUploadsContract(`${mode}, STORAGE_UPLOADS=${uploads ?? '(unset: json)'}`, async ({ clock }) => {
       const testDb = await createTestDatabase({ prefix: 'modes_uploads' });
       const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pgferry-modes-uploads-'));
       const store = (await openStore({
-        env: { DATABASE_URL: testDb.url, DATA_DIR: dataDir, STORAGE_MODE: mode, STORAGE_UPLOADS: uploads, LOG_LEVEL: 'silent' },
+        env: {
+          DATABASE_URL: testDb.url,
+          DATA_DIR: dataDir,
+          STORAGE_MODE: mode,
+          ...(uploads ? { STORAGE_UPLOADS: uploads } : {}),
+          LOG_LEVEL: 'silent',
+        },
         clock: clock.now,
       })) as ModesStore;
       return {

@@ -1,4 +1,4 @@
-import { type Config, modeOf, REPOSITORIES, type RepositoryName, repositoryModeVariable, type StorageMode } from '../../config.ts';
+import { type Config, modeOf, REPOSITORIES, type RepositoryName, type StorageMode } from '../../config.ts';
 import type { Database } from '../../db/database.ts';
 import { PgFerryError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
@@ -24,14 +24,18 @@ export const STORE_REPOSITORIES: readonly RepositoryName[] = REPOSITORIES;
 
 const isCutoverMode = (mode: StorageMode) => mode === 'dual' || mode === 'postgres-fallback';
 
-/** The mode each of the Store's repositories runs in. */
+/**
+ * The mode each of the Store's repositories runs in: STORAGE_<NAME>, else
+ * STORAGE_MODE — except uploads, which have no cutover mode (see
+ * checkRepositoryModes): when STORAGE_MODE is `dual` or `postgres-fallback`
+ * and STORAGE_UPLOADS is unset, they stay on the JSON files, where every
+ * upload written so far is, until STORAGE_MODE=postgres (or STORAGE_UPLOADS).
+ */
 export function storeModes(config: Config): Record<RepositoryName, StorageMode> {
-  return Object.fromEntries(REPOSITORIES.map((name) => [name, modeOf(config, name)])) as Record<RepositoryName, StorageMode>;
+  const modes = Object.fromEntries(REPOSITORIES.map((name) => [name, modeOf(config, name)])) as Record<RepositoryName, StorageMode>;
+  if (isCutoverMode(modes.uploads) && !config.repositoryModes.uploads) modes.uploads = 'json';
+  return modes;
 }
-
-/** The variable a repository's mode came from: its own when set, else STORAGE_MODE. */
-const variableOf = (config: Config, repository: RepositoryName) =>
-  config.repositoryModes[repository] ? repositoryModeVariable(repository) : 'STORAGE_MODE';
 
 /**
  * The combinations the Store cannot run, refused before anything opens:
@@ -44,18 +48,18 @@ const variableOf = (config: Config, repository: RepositoryName) =>
  *   the submission's document, so they are written (and mirrored) with it.
  */
 export function checkRepositoryModes(config: Config): void {
-  const uploads = modeOf(config, 'uploads');
-  if (isCutoverMode(uploads)) {
-    const variable = variableOf(config, 'uploads');
+  const uploads = config.repositoryModes.uploads;
+  if (uploads && isCutoverMode(uploads)) {
     throw new PgFerryError(
       'CONFIG_ERROR',
-      `${variable}: "${uploads}" is not available for uploads (their JSON files have no transfer kind to mirror them); ` +
-        'set STORAGE_UPLOADS=json to keep uploads on the JSON files during the cutover, or STORAGE_UPLOADS=postgres',
+      `STORAGE_UPLOADS: "${uploads}" is not available for uploads (their JSON files have no transfer kind to mirror them); ` +
+        'set STORAGE_UPLOADS=json to keep uploads on the JSON files during the cutover (the default there), or STORAGE_UPLOADS=postgres',
       { variable: 'STORAGE_UPLOADS' },
     );
   }
-  const submissions = modeOf(config, 'submissions');
-  if (modeOf(config, 'uploadedFiles') !== submissions) {
+  const modes = storeModes(config);
+  const submissions = modes.submissions;
+  if (modes.uploadedFiles !== submissions) {
     throw new PgFerryError(
       'CONFIG_ERROR',
       `STORAGE_UPLOADED_FILES: uploaded files live with their submissions; set it to "${submissions}" like submissions, or leave it unset`,
@@ -93,6 +97,12 @@ export async function createModesStore(options: ModesStoreOptions): Promise<Mode
   const { config, json, postgres, db, logger } = options;
   checkRepositoryModes(config);
   const modes = storeModes(config);
+  if (modes.uploads !== modeOf(config, 'uploads')) {
+    logger.warn(
+      { repository: 'uploads', mode: 'json' },
+      'cutover: uploads stay on the JSON files (no cutover mode for them; STORAGE_UPLOADS)',
+    );
+  }
   const mirror = new Mirror({ db, dataDir: config.dataDir, settings: { tierLimits: config.tierLimits }, logger });
   const shadow = new ShadowReads({ rate: config.shadowReadRate, dataDir: config.dataDir, logger });
   await mirror.start();
