@@ -37,7 +37,7 @@ describe('cutover status', () => {
       ['uploads', 'json'], // no cutover mode for uploads: they stay on the files
     ]);
     expect(status.journal).toEqual({ depth: 0, oldestAt: null });
-    expect(status.sync).toBeNull();
+    expect(status.sync).toEqual([]); // migration 0007 made sync_state; no sync has run
     expect(status.lastVerify).toBeNull();
     expect(status.advice.join('\n')).toMatch(/STORAGE_MODE=dual/); // usage is still on json: phase 0 → 1 first
     const dualOnly = await cutoverStatus(config(), testDb.db);
@@ -56,13 +56,12 @@ describe('cutover status', () => {
     });
     await recordVerifyRun(testDb.db, { source: dataDir, kinds: ['conversations'], clean: true, summary: {}, startedAt: new Date() });
     await testDb.db.sql`update verify_runs set finished_at = now() - interval '3 days'`;
-    await testDb.db.sql`create table sync_state (source text primary key, lag_ms integer)`;
-    await testDb.db.sql`insert into sync_state values ('./data', 1200)`;
+    await testDb.db.sql`insert into sync_state (source_dir, lag_ms) values ('./data', 1200)`;
 
     const status = await cutoverStatus(config(), testDb.db);
     expect(status.journal.depth).toBe(1);
     expect(status.repositories[0]!.shadow).toMatchObject({ compared: 50, mismatches: 2 });
-    expect(status.sync).toEqual([{ source: './data', lag_ms: 1200 }]);
+    expect(status.sync).toMatchObject([{ source_dir: './data', lag_ms: 1200 }]);
     expect(status.lastVerify).toMatchObject({ clean: true });
     expect(status.lastVerify!.ageHours).toBeGreaterThanOrEqual(72);
     const advice = status.advice.join('\n');

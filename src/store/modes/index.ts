@@ -22,6 +22,9 @@ export { readShadowFile, ShadowReads } from './shadow.ts';
 /** Every repository of the Store has a mode (STORAGE_MODE, or STORAGE_<NAME>). */
 export const STORE_REPOSITORIES: readonly RepositoryName[] = REPOSITORIES;
 
+/** Repositories with no cutover mode (checkRepositoryModes): they take no phase, so the phase advice leaves them out. */
+export const WITHOUT_CUTOVER: readonly RepositoryName[] = ['uploads'];
+
 const isCutoverMode = (mode: StorageMode) => mode === 'dual' || mode === 'postgres-fallback';
 
 /**
