@@ -31,9 +31,14 @@ describe('cutover status', () => {
     expect(status.repositories.map((r) => [r.name, r.mode])).toEqual([
       ['conversations', 'dual'],
       ['usage', 'json'],
+      ['submissions', 'dual'],
+      ['jobs', 'dual'],
+      ['uploadedFiles', 'dual'],
+      ['audit', 'dual'],
+      ['uploads', 'json'], // no cutover mode for uploads: they stay on the files
     ]);
     expect(status.journal).toEqual({ depth: 0, oldestAt: null });
-    expect(status.sync).toEqual([]);
+    expect(status.sync).toEqual([]); // migration 0007 made sync_state; no sync has run
     expect(status.lastVerify).toBeNull();
     expect(status.advice.join('\n')).toMatch(/STORAGE_MODE=dual/); // usage is still on json: phase 0 → 1 first
     const dualOnly = await cutoverStatus(config(), testDb.db);

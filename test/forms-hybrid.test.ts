@@ -61,10 +61,18 @@ describe('hybrid configuration errors', () => {
     ).rejects.toMatchObject({ code: 'CONFIG_ERROR', details: { variable: 'STORAGE_UPLOADED_FILES' } });
   });
 
-  it('refuses a cutover mode for a forms repository', async () => {
-    await expect(
-      openStore({ env: { DATABASE_URL: testDb.url, DATA_DIR: dataDir, STORAGE_JOBS: 'dual', LOG_LEVEL: 'silent' } }),
-    ).rejects.toMatchObject({ code: 'CONFIG_ERROR', details: { variable: 'STORAGE_JOBS' } });
+  it('runs a forms repository in a cutover mode: STORAGE_JOBS=dual writes the JSON job and mirrors it', async () => {
+    const other = await openStore({ env: { DATABASE_URL: testDb.url, DATA_DIR: dataDir, STORAGE_JOBS: 'dual', LOG_LEVEL: 'silent' } });
+    try {
+      const alice = { userId: 'hybrid-dual' };
+      const s = await other.submissions.create(alice, { module: 'civil', formData: { site_name: 'Dual' } });
+      const job = await other.jobs.create(alice, s.id);
+      expect(await readdir(path.join(dataDir, 'jobs'))).toContain(`${job.id}.json`);
+      const [row] = await testDb.db.sql`select status from jobs where job_id = ${job.id}`;
+      expect(row?.status).toBe('started');
+    } finally {
+      await other.close();
+    }
   });
 
   it('puts only the audit log on PostgreSQL when STORAGE_MODE=json and STORAGE_AUDIT=postgres', async () => {

@@ -23,6 +23,7 @@ for (const mode of ['dual', 'postgres-fallback'] as const satisfies StorageMode[
       postgres: createPostgresStore({ db: testDb.db, tierLimits, clock: clock.now }),
       db: testDb.db,
       logger,
+      clock: clock.now,
     });
     return {
       store,
@@ -54,7 +55,7 @@ describe('cutover modes beyond the contract', () => {
         db: testDb.db,
         logger,
       });
-      expect(store.cutover.modes).toEqual({ conversations: 'dual', usage: 'postgres' });
+      expect(store.cutover.modes).toMatchObject({ conversations: 'dual', usage: 'postgres', submissions: 'dual', uploads: 'json' });
       const c = await store.conversations.create('shadow-user', { title: 'compared' });
       await store.conversations.addUserMessage('shadow-user', c.id, 'hello');
       await store.conversations.get('shadow-user', c.id);

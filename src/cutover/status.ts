@@ -1,7 +1,7 @@
 import type { Config, StorageMode } from '../config.ts';
 import type { Database, Sql } from '../db/database.ts';
 import { redactSecrets } from '../log.ts';
-import { STORE_REPOSITORIES, storeModes } from '../store/modes/index.ts';
+import { STORE_REPOSITORIES, storeModes, WITHOUT_CUTOVER } from '../store/modes/index.ts';
 import { Journal } from '../store/modes/journal.ts';
 import { readShadowFile, type ShadowCounts } from '../store/modes/shadow.ts';
 
@@ -123,7 +123,7 @@ const age = (hours: number) => (hours >= 48 ? `${Math.floor(hours / 24)} days` :
 /** The next step, and what must happen first. */
 export function advise(status: CutoverStatus, dataDir: string): string[] {
   const advice: string[] = [];
-  const modes = new Set(status.repositories.map((r) => r.mode));
+  const modes = new Set(status.repositories.filter((r) => !(WITHOUT_CUTOVER as readonly string[]).includes(r.name)).map((r) => r.mode));
   const verify = status.lastVerify;
   if (status.databaseError && modes.size > 0 && !(modes.size === 1 && modes.has('json'))) {
     advice.push(`PostgreSQL could not be read (${status.databaseError}): check DATABASE_URL and that the server answers.`);

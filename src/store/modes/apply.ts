@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Database } from '../../db/database.ts';
 import type { Logger } from '../../log.ts';
 import { kindNamed } from '../../transfer/kinds/index.ts';
+import { linkJobs } from '../../transfer/kinds/jobs/link.ts';
 import type { KindDescriptor, KindRecord, LoadSettings } from '../../transfer/kinds/types.ts';
 import { claimVersions, Loader } from '../../transfer/load.ts';
 import { parseDocument } from '../../transfer/validate.ts';
@@ -60,11 +61,16 @@ export async function applyRecordFiles(
       const batch = await loader.batch(kind, records, []);
       result.written += batch.inserted + batch.updated;
       result.unchanged += batch.unchanged;
+      // A job names its submission only in its meta; `pgferry import` links them after loading (kinds/jobs/link.ts).
+      if (LINKS_JOBS.has(kind.name)) await linkJobs(db);
     }
     if (gone.length > 0) result.deleted += await deleteIfNewer(db, kind, gone);
   }
   return result;
 }
+
+/** The kinds after whose load jobs may find their submission. */
+const LINKS_JOBS = new Set(['jobs', 'submissions']);
 
 function groupByKind(refs: readonly RecordRef[]): Map<string, string[]> {
   const byKind = new Map<string, Set<string>>();

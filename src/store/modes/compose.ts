@@ -18,8 +18,16 @@ type AnyMethod = (...args: any[]) => Promise<any>;
  *   journal take them BEFORE the JSON write while PostgreSQL is down, so a
  *   crash between the two cannot leave a write that neither store's copy of
  *   the journal knows about.
+ *   It may be async (e.g. a submission's delete also removes its jobs, listed
+ *   first).
  * - `fillIds`: for a method whose record id is minted by the call (create),
  *   arguments with the id chosen up front, so `writes` can name its file.
+ * - `writtenBy`: files known only from the answer (a job's id is minted inside
+ *   the core): mirrored after the JSON write like the others, but, unlike
+ *   them, not journaled ahead while PostgreSQL is behind.
+ * - `readBack`: postgres-fallback answers from PostgreSQL; for a write whose
+ *   answer carries what PostgreSQL sets itself on load (a job's updatedAt),
+ *   the read that returns the record as PostgreSQL now has it.
  * - `reads`: each method shadow reads compare, and the projection both stores
  *   must agree on (ids, contents, counters; not formatting such as timestamp
  *   precision).
@@ -28,8 +36,18 @@ type AnyMethod = (...args: any[]) => Promise<any>;
  */
 export interface RepositorySpec<R> {
   readonly name: RepositoryName;
-  readonly writes: { readonly [M in keyof R]?: R[M] extends AnyMethod ? (args: Parameters<R[M]>) => RecordRef[] : never };
+  readonly writes: {
+    readonly [M in keyof R]?: R[M] extends AnyMethod ? (args: Parameters<R[M]>) => RecordRef[] | Promise<RecordRef[]> : never;
+  };
+  readonly writtenBy?: {
+    readonly [M in keyof R]?: R[M] extends AnyMethod ? (args: Parameters<R[M]>, answer: Awaited<ReturnType<R[M]>>) => RecordRef[] : never;
+  };
   readonly fillIds?: { readonly [M in keyof R]?: R[M] extends AnyMethod ? (args: Parameters<R[M]>) => Parameters<R[M]> : never };
+  readonly readBack?: {
+    readonly [M in keyof R]?: R[M] extends AnyMethod
+      ? (args: Parameters<R[M]>, answer: Awaited<ReturnType<R[M]>>, postgres: R) => ReturnType<R[M]>
+      : never;
+  };
   readonly reads: { readonly [M in keyof R]?: R[M] extends AnyMethod ? (answer: Awaited<ReturnType<R[M]>>) => unknown : never };
 }
 
@@ -59,8 +77,13 @@ export function composeRepository<R extends object>(spec: RepositorySpec<R>, mod
   if (mode !== 'dual' && mode !== 'postgres-fallback') throw new Error(`composeRepository: ${mode} is not a cutover mode`);
   const json = parts.json as Record<string, AnyMethod>;
   const postgres = parts.postgres as Record<string, AnyMethod>;
-  const writes = spec.writes as Record<string, ((args: unknown[]) => RecordRef[]) | undefined>;
+  const writes = spec.writes as Record<string, ((args: unknown[]) => RecordRef[] | Promise<RecordRef[]>) | undefined>;
+  const writtenBy = (spec.writtenBy ?? {}) as Record<string, ((args: unknown[], answer: unknown) => RecordRef[]) | undefined>;
   const fillIds = (spec.fillIds ?? {}) as Record<string, ((args: unknown[]) => unknown[]) | undefined>;
+  const readBack = (spec.readBack ?? {}) as Record<
+    string,
+    ((args: unknown[], answer: unknown, postgres: R) => Promise<unknown>) | undefined
+  >;
   const reads = spec.reads as Record<string, ((answer: unknown) => unknown) | undefined>;
   const composed: Record<string, AnyMethod> = {};
   for (const method of Object.keys(json)) {
@@ -72,16 +95,21 @@ export function composeRepository<R extends object>(spec: RepositorySpec<R>, mod
   }
   return composed as R;
 
-  function write(method: string, changedBy: (args: unknown[]) => RecordRef[]): AnyMethod {
+  function write(method: string, changedBy: (args: unknown[]) => RecordRef[] | Promise<RecordRef[]>): AnyMethod {
     return async (...given) => {
       const args = fillIds[method]?.(given) ?? given;
-      const refs = changedBy(args);
+      const refs = [...(await changedBy(args))];
       // PostgreSQL is down or behind: journal first, so a crash during the write loses nothing. A replay
       // may copy the file before this write lands, so the write is mirrored (or journaled) again after it.
       if (mode === 'dual' && parts.mirror.behind) await parts.mirror.journalAhead(refs);
       const answer = await json[method]!(...args);
+      refs.push(...(writtenBy[method]?.(args, answer) ?? []));
       if (mode === 'dual') await parts.mirror.changed(refs);
-      else await parts.mirror.required(refs);
+      else {
+        await parts.mirror.required(refs);
+        const again = readBack[method];
+        if (again) return again(args, answer, parts.postgres);
+      }
       return answer;
     };
   }
