@@ -62,6 +62,8 @@ describe('cutover status', () => {
 
     const status = await cutoverStatus(config(), testDb.db);
     expect(status.journal.depth).toBe(1);
+    expect(status.repositories.find((r) => r.name === 'conversations')?.journalDepth).toBe(1);
+    expect(status.repositories.find((r) => r.name === 'usage')?.journalDepth).toBe(0);
     expect(status.repositories[0]!.shadow).toMatchObject({ compared: 50, mismatches: 2 });
     expect(status.sync).toEqual([expect.objectContaining({ source_dir: './data', lag_ms: 1200 })]);
     expect(status.lastVerify).toMatchObject({ clean: true });
@@ -83,5 +85,29 @@ describe('cutover status', () => {
     const help = await runCli(['cutover', 'status', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/--json/);
+  });
+});
+
+describe('cutover advice from the run history', () => {
+  let testDb: TestDatabase;
+  let dataDir: string;
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'pgferry-status-runs-'));
+  });
+  afterAll(async () => {
+    await testDb.drop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  const config = () => loadConfig({ DATA_DIR: dataDir, DATABASE_URL: testDb.url, STORAGE_MODE: 'postgres' });
+
+  it('says an import is running, then that it failed, then asks for a verify before archiving', async () => {
+    const running = await startRun(testDb.db, { command: 'import', source: dataDir });
+    expect((await cutoverStatus(config(), testDb.db)).advice[0]).toMatch(/an import is running \(run #\d+\)/);
+    await running.finish({ exitCode: 1, counts: {} });
+    const failed = await cutoverStatus(config(), testDb.db);
+    expect(failed.lastImport).toMatchObject({ status: 'failed' });
+    expect(failed.advice[0]).toMatch(/did not finish cleanly: read its problems \(pgferry runs \d+\)/);
+    expect(failed.advice.join('\n')).toMatch(/run pgferry verify --from .* before archiving/);
   });
 });

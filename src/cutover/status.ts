@@ -31,13 +31,21 @@ export interface VerifyRun {
   summary: Record<string, Record<string, number>>;
 }
 
+/** The latest `pgferry import` (running or finished), from the run history. */
+export interface ImportRun {
+  id: number;
+  status: string;
+  ageHours: number;
+}
+
 export interface CutoverStatus {
   storageMode: StorageMode;
-  repositories: Array<{ name: string; mode: StorageMode; phase: string; shadow: ShadowCounts | null }>;
+  repositories: Array<{ name: string; mode: StorageMode; phase: string; shadow: ShadowCounts | null; journalDepth: number }>;
   journal: { depth: number; oldestAt: string | null };
   /** Rows of `sync_state` (pgferry sync --follow), null when there is none. */
   sync: Array<Record<string, unknown>> | null;
   lastVerify: VerifyRun | null;
+  lastImport: ImportRun | null;
   /** Why PostgreSQL could not be read, when it could not. */
   databaseError: string | null;
   advice: string[];
@@ -49,11 +57,13 @@ export async function cutoverStatus(config: Config, db: Database | undefined, no
   const pending = await new Journal(config.dataDir).pending();
   let sync: CutoverStatus['sync'] = null;
   let lastVerify: VerifyRun | null = null;
+  let lastImport: ImportRun | null = null;
   let databaseError: string | null = null;
   if (db) {
     try {
       sync = await readSyncState(db);
       lastVerify = await readLastVerify(db, now);
+      lastImport = await readLastImport(db, now);
     } catch (error) {
       databaseError = redactSecrets(String((error as Error)?.message ?? error));
     }
@@ -65,10 +75,13 @@ export async function cutoverStatus(config: Config, db: Database | undefined, no
       mode: modes[name],
       phase: PHASES[modes[name]],
       shadow: shadow?.repositories[name] ?? null,
+      // Journal entries name the transfer kind of the record file, which is the repository's name.
+      journalDepth: pending.entries.filter((entry) => entry.kind === name).length,
     })),
     journal: { depth: pending.entries.length, oldestAt: pending.entries[0]?.at ?? null },
     sync,
     lastVerify,
+    lastImport,
     databaseError,
     advice: [],
   };
@@ -94,6 +107,21 @@ async function readSyncState(db: Database): Promise<Array<Record<string, unknown
   );
 }
 
+const hoursSince = (at: Date, now: Date) => Math.round(((now.getTime() - at.getTime()) / 3_600_000) * 10) / 10;
+
+async function readLastImport(db: Database, now: Date): Promise<ImportRun | null> {
+  return db.run(
+    'cutover.last_import',
+    async (sql) => {
+      if (!(await tableExists(sql, 'runs'))) return null;
+      const [row] = await sql<{ id: string; status: string; started_at: Date }[]>`
+        select id, status, started_at from runs where command = 'import' and not dry_run order by started_at desc limit 1`;
+      return row ? { id: Number(row.id), status: row.status, ageHours: hoursSince(new Date(row.started_at), now) } : null;
+    },
+    { idempotent: true },
+  );
+}
+
 /** The last finished `pgferry verify`, from the run history (migration 0008; none before it). */
 async function readLastVerify(db: Database, now: Date): Promise<VerifyRun | null> {
   return db.run(
@@ -110,7 +138,7 @@ async function readLastVerify(db: Database, now: Date): Promise<VerifyRun | null
         clean: row.exit_code === 0,
         source: row.source ?? '',
         finishedAt: finished.toISOString(),
-        ageHours: Math.round(((now.getTime() - finished.getTime()) / 3_600_000) * 10) / 10,
+        ageHours: hoursSince(finished, now),
         summary: row.counts,
       };
     },
@@ -142,6 +170,14 @@ export function advise(status: CutoverStatus, dataDir: string): string[] {
       );
     }
   }
+  const lastImport = status.lastImport;
+  if (lastImport?.status === 'running') {
+    advice.push(`an import is running (run #${lastImport.id}): wait for it, then run pgferry verify --from ${dataDir}.`);
+  } else if (lastImport && lastImport.status !== 'ok') {
+    advice.push(
+      `the last import (run #${lastImport.id}) did not finish cleanly: read its problems (pgferry runs ${lastImport.id}), fix the files, run it again.`,
+    );
+  }
   if (modes.has('json')) {
     advice.push(`phase 0 → 1: set STORAGE_MODE=dual (with DATABASE_URL) so every write also reaches PostgreSQL.`);
   } else if (modes.has('dual')) {
@@ -160,8 +196,10 @@ export function advise(status: CutoverStatus, dataDir: string): string[] {
     advice.push(
       'phase 3 → 4: once shadow reads stay clean and a fresh verify is clean, set STORAGE_MODE=postgres (rollback: STORAGE_MODE=dual).',
     );
+  } else if (!verify?.clean) {
+    advice.push(`every repository is on PostgreSQL: run pgferry verify --from ${dataDir} (clean) before archiving the JSON tree.`);
   } else {
-    advice.push(`phase 5: archive the JSON tree: pgferry archive --from ${dataDir} --to data-archive.tar.gz.`);
+    advice.push(`phase 5: archive the JSON tree: pgferry archive --from ${dataDir} --to data-archive.tar.gz --remove.`);
   }
   return advice;
 }

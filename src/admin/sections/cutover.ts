@@ -1,35 +1,22 @@
-import { modeOf, REPOSITORIES, type StorageMode } from '../../config.ts';
+import { cutoverStatus } from '../../cutover/status.ts';
 import { listRuns, type RunRow } from '../../runs/record.ts';
 import { listSyncStates, type SyncStatus } from '../../sync/state.ts';
 import { badge, formatAge, html, lineChart, table } from '../html.ts';
 import { type AdminContext, defineSection } from './types.ts';
 
 /**
- * The cutover panel: the phase of each repository (DESIGN section 5), the
- * last import and verify and their age, and the next step. Sync lag, journal
- * depth and shadow-read mismatches arrive with the cutover modes: their
- * fields are here (null until then) so that work only has to fill them.
+ * The cutover panel: the phase of each repository (DESIGN section 5) with its
+ * journal depth and shadow-read mismatches, the last import and verify, each
+ * followed tree's sync lag, and the next step — the same facts and advice as
+ * `pgferry cutover status` (src/cutover/status.ts), which this only draws.
  */
 
-const PHASES: Record<StorageMode, string> = {
-  json: '1 · JSON files only',
-  dual: '2 · dual write (JSON primary)',
-  'postgres-fallback': '3 · PostgreSQL primary, JSON fallback',
-  postgres: '4 · PostgreSQL only',
-};
-
 interface CutoverData {
-  repositories: Array<{
-    repository: string;
-    mode: StorageMode;
-    phase: string;
-    syncLagSeconds: number | null;
-    journalDepth: number | null;
-    shadowMismatches: number | null;
-  }>;
+  repositories: Array<{ repository: string; phase: string; journalDepth: number; shadowMismatches: number | null }>;
   lastImport: { id: number; status: string; finishedAt: string | null; ageMs: number } | null;
   lastVerify: { id: number; status: string; finishedAt: string | null; ageMs: number } | null;
-  nextStep: string;
+  /** First the next step, then what holds it back. */
+  advice: string[];
   /** sync_state: one row per followed tree (stale: marked following, but no longer written). */
   syncs: SyncStatus[];
   /** The latest sync run's lag samples, [epoch ms, lag ms]: the small lag chart. */
@@ -41,38 +28,29 @@ function summary(run: RunRow | undefined, now: Date) {
   return { id: run.id, status: run.status, finishedAt: run.finishedAt, ageMs: now.getTime() - Date.parse(run.finishedAt ?? run.startedAt) };
 }
 
-export function nextStep(data: Pick<CutoverData, 'repositories' | 'lastImport' | 'lastVerify'>, hasDatabase: boolean): string {
-  const modes = new Set(data.repositories.map((r) => r.mode));
-  if (!hasDatabase) return 'Set DATABASE_URL, then run `pgferry import --from DATA_DIR` to copy the JSON files into PostgreSQL.';
-  if (!data.lastImport) return 'Run `pgferry import --from DATA_DIR` to copy the JSON files into PostgreSQL.';
-  if (data.lastImport.status === 'running') return 'An import is running: wait for it, then run `pgferry verify`.';
-  if (data.lastImport.status !== 'ok') return 'The last import did not finish cleanly: read its problems, fix the files, run it again.';
-  const verifiedAfterImport = data.lastVerify && data.lastVerify.ageMs <= data.lastImport.ageMs;
-  if (!verifiedAfterImport) return 'Run `pgferry verify --from DATA_DIR` to prove the database holds what the files hold.';
-  if (data.lastVerify!.status !== 'ok') return 'The last verify found differences: read its report, re-run the import, verify again.';
-  if (modes.size === 1 && modes.has('postgres'))
-    return 'Done: every repository runs on PostgreSQL. Keep the JSON files as a backup for a while.';
-  return 'Verified: switch the repositories to PostgreSQL (STORAGE_MODE=postgres, or one at a time with STORAGE_<NAME>).';
-}
-
 export const cutoverSection = defineSection<CutoverData>({
   id: 'cutover',
   title: 'Cutover',
   async collect(ctx: AdminContext) {
     const runs = ctx.db ? await listRuns(ctx.db.sql, { limit: 200 }) : [];
     const finished = (command: string) => runs.find((run) => run.command === command);
-    const partial = {
-      repositories: REPOSITORIES.map((repository) => {
-        const mode = modeOf(ctx.config, repository);
-        return { repository, mode, phase: PHASES[mode], syncLagSeconds: null, journalDepth: null, shadowMismatches: null };
-      }),
-      lastImport: summary(finished('import'), ctx.now),
-      lastVerify: summary(finished('verify'), ctx.now),
-    };
+    const status = await cutoverStatus(ctx.config, ctx.db, ctx.now);
     const syncs = ctx.db ? await listSyncStates(ctx.db.sql) : [];
     const lastSync = finished('sync');
     const samples = Array.isArray(lastSync?.progress.lagSamples) ? (lastSync.progress.lagSamples as Array<[number, number]>) : [];
-    return { ...partial, nextStep: nextStep(partial, ctx.db !== undefined), syncs, syncLagSamples: samples };
+    return {
+      repositories: status.repositories.map((r) => ({
+        repository: r.name,
+        phase: r.phase,
+        journalDepth: r.journalDepth,
+        shadowMismatches: r.shadow ? r.shadow.mismatches : null,
+      })),
+      lastImport: summary(finished('import'), ctx.now),
+      lastVerify: summary(finished('verify'), ctx.now),
+      advice: status.advice,
+      syncs,
+      syncLagSamples: samples,
+    };
   },
   html(data) {
     const last = (label: string, run: CutoverData['lastImport']) =>
@@ -80,14 +58,16 @@ export const cutoverSection = defineSection<CutoverData>({
         ? html`<dt>${label}</dt><dd><a href="/admin/runs/${run.id}">#${run.id}</a> ${badge(run.status, run.status === 'ok' ? 'ok' : run.status === 'running' ? 'info' : 'bad')} ${formatAge(run.ageMs)} ago</dd>`
         : html`<dt>${label}</dt><dd class="muted">never</dd>`;
     const orDash = (n: number | null) => (n === null ? '—' : n);
-    return html`<p class="next-step"><strong>Next step:</strong> ${data.nextStep}</p>
+    const [next, ...more] = data.advice;
+    return html`<p class="next-step"><strong>Next step:</strong> ${next ?? '—'}</p>
+      ${more.length > 0 ? html`<ul class="advice">${more.map((line) => html`<li>${line}</li>`)}</ul>` : ''}
       <dl class="facts">${last('last import', data.lastImport)}${last('last verify', data.lastVerify)}</dl>
       ${table(
-        ['repository', 'phase', 'sync lag (s)', 'journal depth', 'shadow-read mismatches'],
-        data.repositories.map((r) => [r.repository, r.phase, orDash(r.syncLagSeconds), orDash(r.journalDepth), orDash(r.shadowMismatches)]),
-        { numeric: [2, 3, 4] },
+        ['repository', 'phase', 'journal depth', 'shadow-read mismatches'],
+        data.repositories.map((r) => [r.repository, r.phase, r.journalDepth, orDash(r.shadowMismatches)]),
+        { numeric: [2, 3] },
       )}
-      <p class="muted">— : not measured yet (sync and dual-write arrive with the cutover modes).</p>
+      <p class="muted">— : no shadow reads compared (SHADOW_READ_RATE, in dual and postgres-fallback).</p>
       ${syncHtml(data)}`;
   },
   text(data) {
@@ -95,7 +75,7 @@ export const cutoverSection = defineSection<CutoverData>({
     return [
       `last import ${age(data.lastImport)}; last verify ${age(data.lastVerify)}`,
       ...data.syncs.map((sync) => `sync ${syncLine(sync)}`),
-      `next step: ${data.nextStep}`,
+      ...data.advice.map((line, index) => (index === 0 ? `next step: ${line}` : `  also: ${line}`)),
     ];
   },
 });
