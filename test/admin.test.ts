@@ -1,6 +1,7 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRun } from '../src/runs/record.ts';
+import { Journal } from '../src/store/modes/journal.ts';
 import type { Store } from '../src/store/types.ts';
 import { call, createStorage, type StorageFixture, startServer, type TestServer, testConfig } from './helpers/http.ts';
 
@@ -218,6 +219,13 @@ describe('/metrics', () => {
   it('answers METRICS_TOKEN and admins with HTTP, store, pool, slow-query, run, journal and sync-lag metrics', async () => {
     await call(server.url, 'POST', '/v1/conversations', { token: userToken, body: { title: 'hello' } });
     await call(server.url, 'GET', '/v1/conversations', { token: userToken });
+    // Two dual writes waiting in the journal under DATA_DIR (PostgreSQL behind): the gauge reads them when scraped.
+    const journal = new Journal(storage.dataDir);
+    await journal.append([
+      { kind: 'conversations', rel: 'conversations/u/a.json' },
+      { kind: 'conversations', rel: 'conversations/u/b.json' },
+    ]);
+    await journal.close();
     expect((await call(server.url, 'GET', '/metrics', { token: 'wrong-token-0123456789' })).status).toBe(401);
     const byAdmin = await call(server.url, 'GET', '/metrics', { token: adminToken });
     expect(byAdmin.status).toBe(200);
@@ -237,7 +245,7 @@ describe('/metrics', () => {
     expect(text).toMatch(/pgferry_db_slow_queries_total [1-9]/);
     expect(text).toMatch(/pgferry_runs_total\{command="import",status="failed"\} 1/);
     expect(text).toMatch(/pgferry_run_records_total\{command="import",kind="conversations",count="rejected"\} 1/);
-    expect(text).toContain('# TYPE pgferry_journal_depth gauge');
+    expect(text).toContain('pgferry_journal_depth{repository="conversations"} 2');
     expect(text).toContain('# TYPE pgferry_sync_lag_seconds gauge');
     expect(text).not.toMatch(/plain_user|root_admin/);
   });

@@ -172,7 +172,7 @@ async function registerCors(app: App, origins: Config['http']['corsOrigins']): P
 
 export async function buildApp(options: BuildAppOptions): Promise<App> {
   const { config } = options;
-  const metrics = options.metrics ?? createMetrics({ db: options.store.database });
+  const metrics = options.metrics ?? createMetrics({ db: options.store.database, dataDir: config.dataDir });
   // Every repository call the routes make is timed (pgferry_store_operation_duration_seconds).
   const store = instrumentStore(options.store, metrics);
   const logger = options.logger ?? silentLogger;

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Database, Sql } from '../db/database.ts';
 import { errorCode } from '../db/database.ts';
+import { Journal } from '../store/modes/journal.ts';
 import { listSyncStates } from '../sync/state.ts';
 
 /**
@@ -14,7 +15,7 @@ export interface Metrics {
   readonly registry: Registry;
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
   readonly storeDuration: Histogram<'repository' | 'operation' | 'backend' | 'outcome'>;
-  /** Fed by the cutover (journal of dual writes, per repository): registered now so dashboards can be built. */
+  /** Read from the dual-write journal under DATA_DIR at scrape time, per repository. */
   readonly journalDepth: Gauge<'repository'>;
   /** Read from sync_state at scrape time, per followed source directory. */
   readonly syncLag: Gauge<'source'>;
@@ -25,6 +26,8 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 export interface MetricsOptions {
   /** The store's database (postgres backend); without it the pool and run metrics are absent. */
   db?: Database | undefined;
+  /** DATA_DIR, where the dual-write journal lives; without it the journal gauge stays empty. */
+  dataDir?: string | undefined;
 }
 
 export function createMetrics(options: MetricsOptions = {}): Metrics {
@@ -48,9 +51,18 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     }),
     journalDepth: new Gauge({
       name: 'pgferry_journal_depth',
-      help: 'Dual-write journal entries not yet applied to the other store, per repository (fed by the cutover)',
+      help: 'Dual-write journal entries not yet applied to PostgreSQL, per repository (STORAGE_MODE=dual / postgres-fallback)',
       labelNames: ['repository'],
       registers,
+      async collect() {
+        this.reset();
+        if (!options.dataDir) return;
+        const pending = await new Journal(options.dataDir).pending().catch(() => ({ entries: [] }));
+        const depth = new Map<string, number>();
+        // An entry names the transfer kind of its record file, which is the repository's name.
+        for (const entry of pending.entries) depth.set(entry.kind, (depth.get(entry.kind) ?? 0) + 1);
+        for (const [repository, count] of depth) this.set({ repository }, count);
+      },
     }),
     syncLag: new Gauge({
       name: 'pgferry_sync_lag_seconds',
