@@ -15,6 +15,7 @@ import { Journal, type ModesStore } from '../src/store/modes/index.ts';
 import { openStore } from '../src/store/open.ts';
 import { runImport } from '../src/transfer/import.ts';
 import { allKinds } from '../src/transfer/kinds/index.ts';
+import { ProblemReport } from '../src/transfer/report.ts';
 import { resolveSourceRoot } from '../src/transfer/source.ts';
 import { runVerify } from '../src/transfer/verify.ts';
 import { createTestDatabase } from './helpers/db.ts';
@@ -240,10 +241,19 @@ describe('import during dual writes', () => {
       const streams = [stream(), stream(), stream()];
       const root = await resolveSourceRoot(dataDir, allKinds());
       // One pass, small batches: the import reads files well before it commits them.
-      const imported = await runImport({ root, db: testDb.db, tierLimits, batchSize: 5, jobs: 2, logger: createLogger({ level: 'warn' }) });
+      const report = new ProblemReport();
+      const imported = await runImport({
+        root,
+        db: testDb.db,
+        tierLimits,
+        batchSize: 5,
+        jobs: 2,
+        report,
+        logger: createLogger({ level: 'warn' }),
+      });
       importing = false;
       await Promise.all(streams);
-      expect(imported.kinds.conversations!.rejected).toBe(0);
+      expect(imported.kinds.conversations!.rejected, JSON.stringify(report.first)).toBe(0);
       await app.close();
       store = undefined;
       expect(writes).toBeGreaterThan(10);

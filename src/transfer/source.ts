@@ -198,6 +198,9 @@ async function listDir(
         }
       }
     } catch (error) {
+      // Gone between readdir and stat: the app deleted or renamed it meanwhile (a record it removed, or its
+      // own temp or lock file). Not a record of this pass, so not a problem either.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
       problem({ rel, key: keyFromName(name), reason: `cannot stat: ${(error as NodeJS.ErrnoException).code}`, severity: 'error' });
       continue;
     }
