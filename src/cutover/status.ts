@@ -1,5 +1,5 @@
 import type { Config, StorageMode } from '../config.ts';
-import type { Database, Sql } from '../db/database.ts';
+import { type Database, tableExists } from '../db/database.ts';
 import { redactSecrets } from '../log.ts';
 import { STORE_REPOSITORIES, storeModes, WITHOUT_CUTOVER } from '../store/modes/index.ts';
 import { Journal } from '../store/modes/journal.ts';
@@ -87,12 +87,6 @@ export async function cutoverStatus(config: Config, db: Database | undefined, no
   };
   status.advice = advise(status, config.dataDir);
   return status;
-}
-
-/** A table another part of pgferry may or may not have created yet. */
-async function tableExists(sql: Sql, name: string): Promise<boolean> {
-  const [row] = await sql<{ found: boolean }[]>`select to_regclass(${name}) is not null as found`;
-  return row?.found === true;
 }
 
 async function readSyncState(db: Database): Promise<Array<Record<string, unknown>> | null> {

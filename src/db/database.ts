@@ -37,6 +37,12 @@ const CONNECTION_ERROR_CODES = new Set([
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN', 'CONNECT_TIMEOUT', '57P03', '08001', '08004']);
 const SERIALIZATION_CODES = new Set(['40001', '40P01']); // serialization_failure, deadlock_detected
 
+/** Whether a table exists yet (a migration that has not run, or a part of pgferry not set up). */
+export async function tableExists(sql: Sql, name: string): Promise<boolean> {
+  const [row] = await sql<{ found: boolean }[]>`select to_regclass(${name}) is not null as found`;
+  return row?.found === true;
+}
+
 export function errorCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;

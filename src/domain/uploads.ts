@@ -109,27 +109,10 @@ export const uploadInputSchema = z
 export type UploadInput = z.input<typeof uploadInputSchema>;
 
 /** A validated row to store (timestamps filled by the backend when absent). */
-export interface NewUpload {
-  id: string;
-  filename: string;
-  originalFilename: string | null;
-  storage: UploadStorage;
-  bucket: string | null;
-  key: string | null;
-  url: string | null;
-  contentType: string | null;
-  size: number;
-  sha256: string | null;
-  fingerprint: string | null;
-  docType: string | null;
-  uploadType: UploadType;
-  standardsMapped: unknown;
-  isPublic: boolean;
+export type NewUpload = Omit<Upload, 'userId' | 'status' | 'uploadedAt' | 'createdAt' | 'updatedAt'> & {
   status: 'pending' | 'active';
-  metadata: Record<string, unknown> | null;
   uploadedAt: string | null;
-  expiresAt: string | null;
-}
+};
 
 export function validateUploadInput(input: unknown, newId: () => string): NewUpload {
   const parsed = uploadInputSchema.safeParse(input);

@@ -1,5 +1,5 @@
 import type { TierLimits } from '../config.ts';
-import { type Database, isConnectionError } from '../db/database.ts';
+import { type Database, isConnectionError, tableExists } from '../db/database.ts';
 import { PgFerryError } from '../errors.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { TaskLimiter } from './concurrency.ts';
@@ -290,14 +290,7 @@ async function databaseNow(db: Database): Promise<Date> {
 }
 
 async function hasSchema(db: Database): Promise<boolean> {
-  const [row] = await db.run(
-    'import.schema',
-    (sql) => sql<{ present: boolean }[]>`select to_regclass('import_log') is not null as present`,
-    {
-      idempotent: true,
-    },
-  );
-  return row?.present ?? false;
+  return db.run('import.schema', (sql) => tableExists(sql, 'import_log'), { idempotent: true });
 }
 
 /**

@@ -27,15 +27,8 @@ export interface Visibility {
   all: boolean;
 }
 
-export interface NewSubmissionRow {
-  id: string;
-  userId: string | null;
-  module: string;
-  status: SubmissionStatus;
-  siteName: string | null;
-  visitDate: string | null;
-  formData: Record<string, unknown>;
-}
+/** A validated submission to store: the backend stamps createdAt and updatedAt. */
+export type NewSubmissionRow = Omit<Submission, 'createdAt' | 'updatedAt'>;
 
 /** A submission as list() sees it: with the microsecond keyset of createdAt. */
 export interface ListedSubmission extends Submission {

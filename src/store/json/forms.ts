@@ -199,9 +199,13 @@ function matches(filter: SubmissionFilter, s: Submission): boolean {
   return true;
 }
 
+/** The audit line of a change, appended after its file is written and before the locks are released. */
+const appendAfterWrite = (auditLog: JsonAuditLog, audit: AuditInput | null | undefined) =>
+  audit ? async () => void (await auditLog.append(audit)) : undefined;
+
 export function createJsonSubmissions(ctx: JsonContext, auditLog: JsonAuditLog): SubmissionBackend & { kind: 'json' } {
   const fileOf = (id: string) => ctx.pathIn(SUBMISSIONS, `${id}.json`);
-  const afterWrite = (audit: AuditInput | null) => (audit ? async () => void (await auditLog.append(audit)) : undefined);
+  const afterWrite = (audit: AuditInput | null) => appendAfterWrite(auditLog, audit);
 
   /** Read-modify-write a visible submission; undefined (nothing written) when it is not the caller's. */
   const change = <R>(
@@ -378,7 +382,7 @@ export function createJsonJobs(ctx: JsonContext, auditLog: JsonAuditLog): JobBac
               next: jobDocument(job),
               result: job,
               modifiedAt: now,
-              afterWrite: audit ? async () => void (await auditLog.append(audit)) : undefined,
+              afterWrite: appendAfterWrite(auditLog, audit),
             };
           },
           ctx.lock,
@@ -416,7 +420,7 @@ export function createJsonJobs(ctx: JsonContext, auditLog: JsonAuditLog): JobBac
               next: jobDocument(after, raw),
               result: outcome,
               modifiedAt: now,
-              afterWrite: auditOf ? async () => void (await auditLog.append(auditOf(outcome))) : undefined,
+              afterWrite: appendAfterWrite(auditLog, auditOf?.(outcome)),
             };
           },
           ctx.lock,
@@ -521,7 +525,7 @@ export function createJsonFiles(ctx: JsonContext, auditLog: JsonAuditLog): FileB
               next,
               result: rows.findLast((row) => row.url === file.url),
               modifiedAt: now,
-              afterWrite: audit ? async () => void (await auditLog.append(audit)) : undefined,
+              afterWrite: appendAfterWrite(auditLog, audit),
             };
           },
           ctx.lock,
